@@ -1,0 +1,453 @@
+//! The child process: spawned directly in its own process group, fed newline-delimited JSON on
+//! stdin by one writer task, read line by line from stdout, its stderr logged, and never allowed
+//! to outlive the bridge.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::process::{ChildStdin, Command};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::jsonrpc::{self, Kind};
+use crate::mux::{Answer, Mux};
+
+/// What to run, exactly as the user gave it: no shell in between.
+#[derive(Debug, Clone)]
+pub struct ChildCommand {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: Option<PathBuf>,
+}
+
+impl ChildCommand {
+    /// A short name for logs: the program's file name.
+    pub fn name(&self) -> String {
+        let program = PathBuf::from(&self.program);
+        program
+            .file_name()
+            .unwrap_or(program.as_os_str())
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// The command line as one string, for messages.
+    pub fn display(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|part| part.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start `{command}`: {source}")]
+pub struct SpawnError {
+    command: String,
+    #[source]
+    source: std::io::Error,
+}
+
+/// Limits on what the child may send.
+#[derive(Debug, Clone, Copy)]
+pub struct ChildLimits {
+    /// A stdout line longer than this is dropped instead of buffered without bound.
+    pub max_message_bytes: usize,
+}
+
+/// How the child ended, once it has.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    pub description: String,
+    pub status: Option<ExitStatus>,
+}
+
+/// Lines queued for stdin before senders wait: enough to absorb bursts, small enough to bound
+/// memory when the child stops reading.
+const STDIN_QUEUE: usize = 4096;
+/// How long stdout may stay open after the process exited (or the reverse) before the bridge
+/// treats the child as gone.
+const EXIT_SETTLE: Duration = Duration::from_millis(500);
+const STDOUT_READ_CHUNK: usize = 256 * 1024;
+
+/// A running child. Cloning the handle is cheap; the process is killed with its whole process
+/// group when [`Child::shutdown`] runs or when the last task holding it is dropped.
+#[derive(Debug, Clone)]
+pub struct Child {
+    stdin: mpsc::Sender<Bytes>,
+    exit: watch::Receiver<Option<Exit>>,
+    close_stdin: CancellationToken,
+    group: Arc<ProcessGroup>,
+}
+
+impl Child {
+    pub fn spawn(
+        command: &ChildCommand,
+        limits: ChildLimits,
+        mux: Arc<Mux>,
+    ) -> Result<Child, SpawnError> {
+        let mut process = build_command(command)
+            .spawn()
+            .map_err(|source| SpawnError {
+                command: command.display(),
+                source,
+            })?;
+        let pid = process.id().expect("a just-spawned child has a pid") as i32;
+        let group = Arc::new(ProcessGroup { pgid: pid });
+        let name = command.name();
+        info!(child = %name, pid, "started `{}`", command.display());
+
+        let stdin = process.stdin.take().expect("stdin is piped");
+        let stdout = process.stdout.take().expect("stdout is piped");
+        let stderr = process.stderr.take().expect("stderr is piped");
+
+        let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
+        let close_stdin = CancellationToken::new();
+        tokio::spawn(write_stdin(stdin_rx, stdin, close_stdin.clone()));
+
+        let last_stderr = Arc::new(Mutex::new(String::new()));
+        tokio::spawn(log_stderr(stderr, name.clone(), last_stderr.clone()));
+
+        let (exit_tx, exit_rx) = watch::channel(None);
+        let stopping = close_stdin.clone();
+        let reader = tokio::spawn(read_stdout(
+            stdout,
+            name.clone(),
+            limits,
+            mux.clone(),
+            stdin_tx.clone(),
+        ));
+        tokio::spawn(async move {
+            // Whichever comes first, stdout closing or the process exiting, give the other a
+            // moment so the answers already written are still delivered and the status is known.
+            let mut reader = reader;
+            let status = tokio::select! {
+                _ = &mut reader => tokio::time::timeout(EXIT_SETTLE, process.wait()).await.ok(),
+                status = process.wait() => {
+                    let _ = tokio::time::timeout(EXIT_SETTLE, &mut reader).await;
+                    Some(status)
+                }
+            };
+            let status = status.and_then(Result::ok);
+            let description = describe_exit(status, &last_stderr);
+            let failed = mux.fail_all(&description);
+            if stopping.is_cancelled() {
+                info!(child = %name, "{description}");
+            } else {
+                error!(child = %name, failed_requests = failed, "{description}");
+            }
+            let _ = exit_tx.send(Some(Exit {
+                description,
+                status,
+            }));
+            // `process` drops here; kill_on_drop reaps a child that closed stdout but lives on.
+        });
+
+        Ok(Child {
+            stdin: stdin_tx,
+            exit: exit_rx,
+            close_stdin,
+            group,
+        })
+    }
+
+    /// Queues one line (ending in `\n`) for the child's stdin.
+    pub async fn send(&self, line: Bytes) -> Result<(), ChildGone> {
+        if let Some(exit) = self.exit.borrow().as_ref() {
+            return Err(ChildGone(exit.description.clone()));
+        }
+        self.stdin
+            .send(line)
+            .await
+            .map_err(|_| ChildGone("the child's stdin is closed".into()))
+    }
+
+    /// The child's exit, once it has exited.
+    pub fn exit(&self) -> Option<Exit> {
+        self.exit.borrow().clone()
+    }
+
+    /// Resolves when the child has exited.
+    pub async fn exited(&self) -> Exit {
+        let mut exit = self.exit.clone();
+        match exit.wait_for(Option::is_some).await {
+            Ok(exit) => exit.clone().expect("waited for Some"),
+            Err(_) => Exit {
+                description: "the child's monitor ended".into(),
+                status: None,
+            },
+        }
+    }
+
+    /// Stops the child politely, then firmly: close its stdin (the stdio way of saying "done"),
+    /// then SIGTERM its process group, then SIGKILL.
+    pub async fn shutdown(&self, grace: Duration) {
+        if self.exit().is_some() {
+            self.group.kill();
+            return;
+        }
+        self.close_stdin.cancel();
+        if tokio::time::timeout(grace, self.exited()).await.is_ok() {
+            self.group.kill();
+            return;
+        }
+        debug!("the child ignored stdin closing; sending SIGTERM to its process group");
+        self.group.signal(libc::SIGTERM);
+        if tokio::time::timeout(grace, self.exited()).await.is_err() {
+            warn!("the child ignored SIGTERM; killing its process group");
+        }
+        self.group.kill();
+    }
+}
+
+/// The child is not there to answer.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct ChildGone(pub String);
+
+fn build_command(command: &ChildCommand) -> Command {
+    let mut cmd = Command::new(&command.program);
+    cmd.args(&command.args)
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so the grandchildren (npx → node, uvx → python) are stopped
+        // together with it.
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = &command.cwd {
+        cmd.current_dir(dir);
+    }
+    let bridge_pid = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // If the bridge dies without cleaning up (SIGKILL), the kernel kills the child.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The bridge may already have died between fork and prctl.
+            if libc::getppid() != bridge_pid {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// The child's process group; every member is killed when the last handle is dropped.
+#[derive(Debug)]
+struct ProcessGroup {
+    pgid: i32,
+}
+
+impl ProcessGroup {
+    fn signal(&self, signal: i32) {
+        // SAFETY: killpg has no memory-safety preconditions; ESRCH (group gone) is fine.
+        unsafe {
+            libc::killpg(self.pgid, signal);
+        }
+    }
+
+    fn kill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Writes queued lines to stdin, flushing once per burst instead of once per line.
+async fn write_stdin(
+    mut lines: mpsc::Receiver<Bytes>,
+    stdin: ChildStdin,
+    close: CancellationToken,
+) {
+    let mut stdin = BufWriter::with_capacity(64 * 1024, stdin);
+    let mut batch = Vec::with_capacity(64);
+    loop {
+        let received = tokio::select! {
+            n = lines.recv_many(&mut batch, 64) => n,
+            _ = close.cancelled() => 0,
+        };
+        if received == 0 {
+            break;
+        }
+        for line in batch.drain(..) {
+            if let Err(e) = stdin.write_all(&line).await {
+                debug!("the child's stdin is closed: {e}");
+                return;
+            }
+        }
+        if let Err(e) = stdin.flush().await {
+            debug!("the child's stdin is closed: {e}");
+            return;
+        }
+    }
+    let _ = stdin.shutdown().await;
+}
+
+/// Reads stdout line by line and dispatches each message.
+async fn read_stdout(
+    mut stdout: impl AsyncRead + Unpin,
+    name: String,
+    limits: ChildLimits,
+    mux: Arc<Mux>,
+    stdin: mpsc::Sender<Bytes>,
+) {
+    let mut buffer = BytesMut::with_capacity(STDOUT_READ_CHUNK);
+    // Bytes of the current line already scanned for a newline, so long lines are scanned once.
+    let mut scanned = 0;
+    // While a line over the limit is being thrown away, the bytes dropped so far.
+    let mut discarding: Option<usize> = None;
+    loop {
+        if let Some(pos) = memchr::memchr(b'\n', &buffer[scanned..]) {
+            let line = buffer.split_to(scanned + pos + 1).freeze();
+            scanned = 0;
+            if let Some(dropped) = discarding.take() {
+                warn!(
+                    child = %name,
+                    "dropped a stdout line of {} bytes, over the {} byte limit",
+                    dropped + line.len(),
+                    limits.max_message_bytes
+                );
+                continue;
+            }
+            dispatch(line, &name, &mux, &stdin).await;
+            continue;
+        }
+        scanned = buffer.len();
+        if scanned > limits.max_message_bytes {
+            *discarding.get_or_insert(0) += scanned;
+            buffer.clear();
+            scanned = 0;
+        }
+        if buffer.capacity() - buffer.len() < STDOUT_READ_CHUNK / 4 {
+            buffer.reserve(STDOUT_READ_CHUNK);
+        }
+        match stdout.read_buf(&mut buffer).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                warn!(child = %name, "reading the child's stdout failed: {e}");
+                break;
+            }
+        }
+    }
+    if !buffer.is_empty() {
+        dispatch(buffer.freeze(), &name, &mux, &stdin).await;
+    }
+}
+
+/// Routes one line from the child: answers go to their waiting request, the child's own
+/// requests are answered, notifications are not routed yet, and junk is skipped.
+async fn dispatch(line: Bytes, name: &str, mux: &Mux, stdin: &mpsc::Sender<Bytes>) {
+    let text = line.trim_ascii_end();
+    if text.trim_ascii_start().is_empty() {
+        return;
+    }
+    let line = line.slice(..text.len());
+    let message = match jsonrpc::parse(&line) {
+        Ok(message) => message,
+        Err(e) => {
+            warn!(child = %name, "skipping a stdout line that is not a JSON-RPC message ({e}): {}", preview(&line));
+            return;
+        }
+    };
+    match message.kind {
+        Kind::Response { id } => {
+            let Some(bridge_id) = id.as_bridge_id() else {
+                warn!(child = %name, "dropping an answer to id {} that the bridge never sent", id.raw);
+                return;
+            };
+            let answer = Answer {
+                id_span: id.span.clone(),
+                line: line.clone(),
+            };
+            if mux.complete(bridge_id, answer).is_err() {
+                warn!(child = %name, "dropping an answer to id {bridge_id}: no request is waiting for it (the client left)");
+            }
+        }
+        Kind::Request { id, method } => {
+            // The bridge declared no client capabilities, so only ping has an answer.
+            let reply = if method == "ping" {
+                jsonrpc::result_response(id.raw, b"{}")
+            } else {
+                debug!(child = %name, "refusing the child's request {method}: no client can answer it");
+                jsonrpc::error_response(
+                    Some(id.raw),
+                    jsonrpc::code::METHOD_NOT_FOUND,
+                    &format!("mcp-bridge: clients of this bridge cannot answer {method}"),
+                )
+            };
+            let mut reply = BytesMut::from(reply);
+            reply.extend_from_slice(b"\n");
+            let _ = stdin.send(reply.freeze()).await;
+        }
+        Kind::Notification { method } => {
+            debug!(child = %name, "notification {method} from the child is not routed to clients");
+        }
+    }
+}
+
+/// Logs the child's stderr line by line, remembering the last line for exit reports.
+async fn log_stderr(stderr: impl AsyncRead + Unpin, name: String, last_line: Arc<Mutex<String>>) {
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                info!(target: "mcp_bridge::child::stderr", child = %name, "{line}");
+                *last_line.lock().unwrap_or_else(|e| e.into_inner()) = line;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                // Invalid UTF-8: keep logging what follows rather than stop reading (a full
+                // pipe would block the child).
+                debug!(child = %name, "unreadable stderr line: {e}");
+            }
+        }
+    }
+}
+
+fn describe_exit(status: Option<ExitStatus>, last_stderr: &Mutex<String>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let how = match status {
+        Some(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => format!("the child exited with status {code}"),
+            (None, Some(signal)) => format!("the child was killed by signal {signal}"),
+            _ => "the child exited".to_owned(),
+        },
+        None => "the child closed its stdout".to_owned(),
+    };
+    let last = last_stderr.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_empty() {
+        how
+    } else {
+        format!("{how} (last stderr line: {})", last.trim())
+    }
+}
+
+fn preview(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&line[..line.len().min(200)]);
+    if line.len() > 200 {
+        format!("{text}…")
+    } else {
+        text.into_owned()
+    }
+}

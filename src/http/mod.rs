@@ -1,0 +1,191 @@
+//! The HTTP side: the accept loop (HTTP/1.1 and h2c on one port), routing by path and method,
+//! one log line per request, and the JSON-RPC error responses every endpoint shares.
+
+mod streamable;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::Bridge;
+use crate::jsonrpc;
+
+pub type Body = Full<Bytes>;
+
+/// The session header, lower-cased as HTTP/2 requires and hyper stores it.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Accepts connections until `stop` fires, then lets open requests finish for up to `drain`.
+pub async fn serve(
+    listener: TcpListener,
+    bridge: Arc<Bridge>,
+    stop: CancellationToken,
+    drain: Duration,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        // Small JSON-RPC answers must leave at once, not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let bridge = bridge.clone();
+        let service = service_fn(move |request| {
+            let bridge = bridge.clone();
+            async move { Ok::<_, Infallible>(handle(&bridge, request).await) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                debug!("connection ended with an error: {e}");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("requests still open after {drain:?}; closing them");
+    }
+}
+
+/// What the request log line says beyond method, path and status.
+#[derive(Default)]
+pub struct RequestLog {
+    pub rpc_method: Option<String>,
+    pub session: Option<String>,
+}
+
+async fn handle(bridge: &Bridge, request: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let mut log = RequestLog::default();
+    let response = route(bridge, request, &mut log).await;
+    info!(
+        target: "mcp_bridge::request",
+        "{method} {} {} session={} {} {:?}",
+        uri.path(),
+        log.rpc_method.as_deref().unwrap_or("-"),
+        log.session.as_deref().map_or("-", short_session),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn route(
+    bridge: &Bridge,
+    request: Request<Incoming>,
+    log: &mut RequestLog,
+) -> Response<Body> {
+    let path = request.uri().path();
+    if !bridge.is_endpoint(path) {
+        let message = format!(
+            "no MCP endpoint at {path}; this bridge serves {}",
+            bridge.endpoint_path()
+        );
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            jsonrpc::code::INVALID_REQUEST,
+            &message,
+        );
+    }
+    match *request.method() {
+        Method::POST => streamable::post(bridge, request, log).await,
+        Method::DELETE => streamable::delete(bridge, &request, log),
+        _ => {
+            let message = format!(
+                "{} is not supported here: POST JSON-RPC messages, DELETE to end a session",
+                request.method()
+            );
+            let mut response = rpc_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                None,
+                jsonrpc::code::INVALID_REQUEST,
+                &message,
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
+            response
+        }
+    }
+}
+
+/// The first characters of a session id: enough to follow one client through the log without
+/// writing a usable credential into it.
+fn short_session(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+pub fn json(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// An HTTP error whose body is a JSON-RPC error object any client can show.
+pub fn rpc_error(status: StatusCode, id: Option<&str>, code: i64, message: &str) -> Response<Body> {
+    json(status, jsonrpc::error_response(id, code, message))
+}
+
+/// A refusal decided before the message is known: an HTTP status and a JSON-RPC error.
+#[derive(Debug)]
+pub struct Reject {
+    pub status: StatusCode,
+    pub code: i64,
+    pub message: String,
+}
+
+impl Reject {
+    pub fn new(status: StatusCode, code: i64, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        rpc_error(self.status, None, self.code, &self.message)
+    }
+}
+
+/// `202 Accepted`, empty: the answer to notifications and responses.
+pub fn accepted() -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::ACCEPTED;
+    response
+}

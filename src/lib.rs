@@ -1,0 +1,183 @@
+//! mcp-bridge: serves a stdio MCP server over MCP Streamable HTTP, one warm child shared by
+//! every client, requests multiplexed into its stdin by id.
+//!
+//! Modules, each owning one concern:
+//! - [`cli`]: the command line and its translation into a [`Config`].
+//! - [`child`]: spawning, feeding, reading and stopping the child process.
+//! - [`handshake`]: the bridge's own `initialize` with the child.
+//! - [`protocol`]: protocol versions and the cached `initialize` answer.
+//! - [`jsonrpc`]: message envelopes, id splicing, error objects.
+//! - [`mux`]: bridge ids and routing answers back to waiting requests.
+//! - [`session`]: `Mcp-Session-Id` sessions and their expiry.
+//! - [`http`]: the hyper server and the Streamable HTTP endpoint.
+//! - [`demo`]: the built-in demo MCP server behind `--demo`.
+//! - [`shutdown`]: the signals that stop the bridge.
+
+pub mod child;
+pub mod cli;
+pub mod demo;
+pub mod handshake;
+pub mod http;
+pub mod jsonrpc;
+pub mod mux;
+pub mod protocol;
+pub mod session;
+pub mod shutdown;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::child::{Child, ChildCommand, ChildLimits, SpawnError};
+use crate::handshake::StartError;
+use crate::mux::Mux;
+use crate::protocol::InitializeCache;
+use crate::session::Sessions;
+
+/// Everything [`run`] needs, independent of how it was given (command line, tests).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub child: ChildCommand,
+    /// The endpoint path, e.g. `/mcp`; the same path with a trailing slash is served too.
+    pub path: String,
+    pub max_body_bytes: usize,
+    pub max_message_bytes: usize,
+    /// How long the child may take to answer the bridge's `initialize` (npx may download first).
+    pub startup_timeout: Duration,
+    pub session_idle_timeout: Duration,
+    /// How long open requests may run on after a stop signal, and how long the child gets to
+    /// exit at each step of stopping it.
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    pub fn new(child: ChildCommand) -> Self {
+        Self {
+            child,
+            path: "/mcp".into(),
+            max_body_bytes: 16 * 1024 * 1024,
+            max_message_bytes: 64 * 1024 * 1024,
+            startup_timeout: Duration::from_secs(120),
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the bridge stopped other than by a stop signal.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error("the MCP server did not start: {0}")]
+    Start(#[from] StartError),
+    #[error("the MCP server stopped: {0}")]
+    ChildExited(String, Option<i32>),
+}
+
+/// What the HTTP handlers share.
+pub struct Bridge {
+    pub child: Child,
+    pub mux: Arc<Mux>,
+    pub sessions: Sessions,
+    pub hello: InitializeCache,
+    pub max_body_bytes: usize,
+    path: String,
+    path_with_slash: String,
+}
+
+impl Bridge {
+    pub fn is_endpoint(&self, path: &str) -> bool {
+        path == self.path || path == self.path_with_slash
+    }
+
+    pub fn endpoint_path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// Runs the bridge on `listener` until `shutdown` resolves or the child exits: starts the child,
+/// runs its handshake, prints the ready line, serves, then stops everything in order.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    tokio::pin!(shutdown);
+    let mux = Arc::new(Mux::new());
+    let limits = ChildLimits {
+        max_message_bytes: config.max_message_bytes,
+    };
+    let child = Child::spawn(&config.child, limits, mux.clone())?;
+    let grace = config.shutdown_timeout;
+
+    let hello = tokio::select! {
+        hello = handshake::initialize(&child, &mux, config.startup_timeout) => hello,
+        _ = &mut shutdown => {
+            child.shutdown(grace).await;
+            return Ok(());
+        }
+    };
+    let hello = match hello {
+        Ok(hello) => hello,
+        Err(e) => {
+            child.shutdown(grace).await;
+            return Err(e.into());
+        }
+    };
+    info!(
+        server = hello.server_name(),
+        protocol = hello.child_version(),
+        "the MCP server is initialized"
+    );
+
+    let path = config.path.trim_end_matches('/').to_owned();
+    let bridge = Arc::new(Bridge {
+        child: child.clone(),
+        mux,
+        sessions: Sessions::new(config.session_idle_timeout),
+        hello,
+        max_body_bytes: config.max_body_bytes,
+        path_with_slash: format!("{path}/"),
+        path,
+    });
+    let address = listener.local_addr().ok();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(http::serve(listener, bridge.clone(), stop.clone(), grace));
+    let sweeper = {
+        let bridge = bridge.clone();
+        tokio::spawn(async move { bridge.sessions.expire_forever().await })
+    };
+    if let Some(address) = address {
+        eprintln!(
+            "mcp-bridge listening on {}",
+            endpoint_url(address, bridge.endpoint_path())
+        );
+    }
+
+    let outcome = tokio::select! {
+        _ = &mut shutdown => {
+            info!("stopping: finishing open requests");
+            Ok(())
+        }
+        exit = child.exited() => Err(RunError::ChildExited(
+            exit.description,
+            exit.status.and_then(|s| s.code()),
+        )),
+    };
+    stop.cancel();
+    let _ = server.await;
+    sweeper.abort();
+    child.shutdown(grace).await;
+    outcome
+}
+
+/// The URL to paste into a client.
+pub fn endpoint_url(address: SocketAddr, path: &str) -> String {
+    format!("http://{address}{path}")
+}

@@ -1,0 +1,70 @@
+//! The `mcp-bridge` binary: parse the command line, set up logging, bind, and run the bridge.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use mcp_bridge::cli::{Cli, Hidden};
+use mcp_bridge::{RunError, demo, run, shutdown};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Hidden::DemoServer) = cli.subcommand {
+        return match demo::serve_stdio() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mcp-bridge demo server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    init_logging(&cli.log_level);
+    let (host, port) = (cli.host.clone(), cli.port);
+    let config = match cli.into_config() {
+        Ok(config) => config,
+        Err(e) => return fail(&e.to_string(), None),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}"), None),
+    };
+    runtime.block_on(async move {
+        let listener = match TcpListener::bind((host.as_str(), port)).await {
+            Ok(listener) => listener,
+            Err(e) => return fail(&format!("cannot listen on {host}:{port}: {e}"), None),
+        };
+        match run(config, listener, shutdown::signal_received()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(RunError::ChildExited(why, code)) => fail(&why, code),
+            Err(e) => fail(&e.to_string(), None),
+        }
+    })
+}
+
+/// One line on stderr and an exit code: the child's own when it has one.
+fn fail(message: &str, code: Option<i32>) -> ExitCode {
+    eprintln!("mcp-bridge: {message}");
+    match code {
+        Some(code) if (1..=255).contains(&code) => ExitCode::from(code as u8),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|e| {
+        eprintln!("mcp-bridge: ignoring --log-level {level:?} ({e}); using info");
+        EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}

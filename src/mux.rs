@@ -1,0 +1,193 @@
+//! The id multiplexer: hands out a fresh bridge id for every request sent to the child and
+//! routes the child's answer back to whoever is waiting on that id.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+/// The child's answer to one request: the whole line and where the (bridge) id sits in it.
+#[derive(Debug)]
+pub struct Answer {
+    pub line: Bytes,
+    pub id_span: Range<usize>,
+}
+
+/// Why a request got no answer from the child.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct NoAnswer(pub String);
+
+type Waiter = oneshot::Sender<Result<Answer, NoAnswer>>;
+
+/// Several small maps instead of one, so that concurrent requests rarely wait on the same lock.
+const SHARDS: usize = 16;
+
+#[derive(Debug)]
+pub struct Mux {
+    next_id: AtomicU64,
+    shards: [Mutex<HashMap<u64, Waiter, BuildHasherDefault<IdHasher>>>; SHARDS],
+}
+
+impl Default for Mux {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Mux {
+    pub fn new() -> Self {
+        Self {
+            next_id: AtomicU64::new(1),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::default())),
+        }
+    }
+
+    /// Reserves a bridge id and the slot its answer will arrive in.
+    pub fn register(&self) -> Ticket<'_> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        self.shard(id).insert(id, sender);
+        Ticket {
+            mux: self,
+            id,
+            receiver,
+        }
+    }
+
+    /// Hands an answer to the request waiting on `id`; gives the answer back if nobody is.
+    pub fn complete(&self, id: u64, answer: Answer) -> Result<(), Answer> {
+        let waiter = self.shard(id).remove(&id);
+        match waiter {
+            Some(waiter) => waiter.send(Ok(answer)).map_err(|back| match back {
+                Ok(answer) => answer,
+                Err(_) => unreachable!("only answers are sent through complete"),
+            }),
+            None => Err(answer),
+        }
+    }
+
+    /// Fails every request in flight with the same reason (the child is gone).
+    pub fn fail_all(&self, reason: &str) -> usize {
+        let mut failed = 0;
+        for shard in &self.shards {
+            let waiters: Vec<Waiter> = shard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain()
+                .map(|(_, w)| w)
+                .collect();
+            for waiter in waiters {
+                failed += 1;
+                let _ = waiter.send(Err(NoAnswer(reason.to_owned())));
+            }
+        }
+        failed
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    fn shard(
+        &self,
+        id: u64,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, Waiter, BuildHasherDefault<IdHasher>>> {
+        // A panic while holding a shard cannot leave the map inconsistent: keep using it.
+        self.shards[id as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A reserved bridge id. Dropping it (the HTTP client went away) frees the slot, so an answer
+/// arriving later is logged as unknown instead of piling up.
+pub struct Ticket<'a> {
+    mux: &'a Mux,
+    pub id: u64,
+    receiver: oneshot::Receiver<Result<Answer, NoAnswer>>,
+}
+
+impl Ticket<'_> {
+    pub async fn answer(&mut self) -> Result<Answer, NoAnswer> {
+        (&mut self.receiver)
+            .await
+            .unwrap_or_else(|_| Err(NoAnswer("the bridge dropped the request".into())))
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        self.mux.shard(self.id).remove(&self.id);
+    }
+}
+
+/// Bridge ids are sequential integers: they are their own hash.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // Spread sequential ids over the table's buckets.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 << 8) | u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(text: &'static str) -> Answer {
+        Answer {
+            line: Bytes::from_static(text.as_bytes()),
+            id_span: 0..0,
+        }
+    }
+
+    #[tokio::test]
+    async fn routes_each_answer_to_its_ticket() {
+        let mux = Mux::new();
+        let mut first = mux.register();
+        let mut second = mux.register();
+        assert_ne!(first.id, second.id);
+        mux.complete(second.id, answer("two")).unwrap();
+        mux.complete(first.id, answer("one")).unwrap();
+        assert_eq!(&first.answer().await.unwrap().line[..], b"one");
+        assert_eq!(&second.answer().await.unwrap().line[..], b"two");
+    }
+
+    #[tokio::test]
+    async fn dropped_tickets_free_their_slot() {
+        let mux = Mux::new();
+        let id = mux.register().id;
+        assert_eq!(mux.in_flight(), 0);
+        assert!(mux.complete(id, answer("late")).is_err());
+    }
+
+    #[tokio::test]
+    async fn fail_all_answers_everyone() {
+        let mux = Mux::new();
+        let mut tickets: Vec<_> = (0..40).map(|_| mux.register()).collect();
+        assert_eq!(mux.fail_all("child exited"), 40);
+        for ticket in &mut tickets {
+            assert_eq!(ticket.answer().await.unwrap_err().0, "child exited");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! MCP protocol versions, the choice of version for each client, and the cached `initialize`
+//! result that answers every client without a round trip to the child.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::jsonrpc;
+
+/// Versions with an `initialize` handshake that the bridge speaks, oldest first. Dates in this
+/// format sort as strings.
+pub const KNOWN_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+
+/// What the bridge asks the child for: the newest version that still has a handshake (the
+/// stateless 2026 revision has none, and a server that echoes versions would claim to speak it).
+pub const CHILD_REQUEST_VERSION: &str = "2025-11-25";
+
+/// The version to answer a client with: what it asked for if the bridge knows it, otherwise the
+/// newest the bridge knows; never newer than what the child agreed to.
+pub fn negotiate(requested: Option<&str>, child_version: &str) -> &'static str {
+    let wanted = requested
+        .and_then(|asked| KNOWN_VERSIONS.iter().find(|known| **known == asked))
+        .copied()
+        .unwrap_or(KNOWN_VERSIONS[KNOWN_VERSIONS.len() - 1]);
+    let ceiling = if wanted <= child_version {
+        wanted
+    } else {
+        child_version
+    };
+    KNOWN_VERSIONS
+        .iter()
+        .rev()
+        .find(|known| **known <= ceiling)
+        .copied()
+        // A child older than every known version: the oldest is the best the bridge can do.
+        .unwrap_or(KNOWN_VERSIONS[0])
+}
+
+/// The `protocolVersion` a client asked for in its `initialize` params, if any.
+pub fn requested_version(params: Option<&serde_json::value::RawValue>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct InitializeParams {
+        #[serde(rename = "protocolVersion")]
+        protocol_version: Option<String>,
+    }
+    params
+        .and_then(|raw| serde_json::from_str::<InitializeParams>(raw.get()).ok())
+        .and_then(|p| p.protocol_version)
+}
+
+/// The child's `initialize` result, pre-encoded once per version a client can be answered with.
+#[derive(Debug, Clone)]
+pub struct InitializeCache {
+    child_version: String,
+    server_name: String,
+    results: HashMap<&'static str, Bytes>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("the child's initialize result is not a JSON object")]
+    NotAnObject,
+    #[error("the child's initialize result has no protocolVersion")]
+    NoVersion,
+}
+
+impl InitializeCache {
+    /// Builds the cache from the raw `result` of the child's `initialize` response.
+    pub fn from_child_result(result: &[u8]) -> Result<Self, HandshakeError> {
+        let mut fields: Map<String, Value> =
+            serde_json::from_slice(result).map_err(|_| HandshakeError::NotAnObject)?;
+        let child_version = fields
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .ok_or(HandshakeError::NoVersion)?
+            .to_owned();
+        let server_name = fields
+            .get("serverInfo")
+            .and_then(|info| info.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("unnamed")
+            .to_owned();
+        let mut results = HashMap::new();
+        for version in KNOWN_VERSIONS {
+            fields.insert("protocolVersion".into(), Value::from(version));
+            let encoded = serde_json::to_vec(&fields).map_err(|_| HandshakeError::NotAnObject)?;
+            results.insert(version, Bytes::from(encoded));
+        }
+        Ok(Self {
+            child_version,
+            server_name,
+            results,
+        })
+    }
+
+    pub fn child_version(&self) -> &str {
+        &self.child_version
+    }
+
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
+    /// The full JSON-RPC response for a client's `initialize`, and the version it was given.
+    pub fn answer(&self, id: &str, requested: Option<&str>) -> (Bytes, &'static str) {
+        let version = negotiate(requested, &self.child_version);
+        let result = &self.results[version];
+        (jsonrpc::result_response(id, result), version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_what_the_client_asked_for_when_the_child_allows() {
+        assert_eq!(negotiate(Some("2025-06-18"), "2025-11-25"), "2025-06-18");
+        assert_eq!(negotiate(Some("2024-11-05"), "2025-11-25"), "2024-11-05");
+        assert_eq!(negotiate(Some("2025-11-25"), "2025-11-25"), "2025-11-25");
+    }
+
+    #[test]
+    fn never_answers_newer_than_the_child() {
+        assert_eq!(negotiate(Some("2025-11-25"), "2025-03-26"), "2025-03-26");
+        assert_eq!(negotiate(Some("2025-06-18"), "2024-11-05"), "2024-11-05");
+        // A child with an odd version between two known ones: the older known one.
+        assert_eq!(negotiate(Some("2025-11-25"), "2025-07-01"), "2025-06-18");
+    }
+
+    #[test]
+    fn unknown_or_missing_requests_get_the_newest_the_child_allows() {
+        assert_eq!(negotiate(Some("2026-07-28"), "2025-11-25"), "2025-11-25");
+        assert_eq!(negotiate(None, "2025-11-25"), "2025-11-25");
+        assert_eq!(negotiate(Some("1999-01-01"), "2025-06-18"), "2025-06-18");
+    }
+
+    #[test]
+    fn cache_rewrites_only_the_version() {
+        let cache = InitializeCache::from_child_result(
+            br#"{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"1"}}"#,
+        )
+        .unwrap();
+        let (answer, version) = cache.answer("0", Some("2025-06-18"));
+        assert_eq!(version, "2025-06-18");
+        let v: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(v["id"], 0);
+        assert_eq!(v["result"]["protocolVersion"], "2025-06-18");
+        assert_eq!(v["result"]["serverInfo"]["name"], "s");
+        assert!(v["result"]["capabilities"]["tools"].is_object());
+    }
+}
