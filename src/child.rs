@@ -138,7 +138,7 @@ impl Child {
             };
             let status = status.and_then(Result::ok);
             let description = describe_exit(status, &last_stderr);
-            let failed = mux.fail_all(&description);
+            let failed = mux.close(&description);
             if stopping.is_cancelled() {
                 info!(child = %name, "{description}");
             } else {

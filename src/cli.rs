@@ -80,6 +80,11 @@ pub struct Cli {
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub startup_timeout: u64,
 
+    /// Seconds to let open requests finish after SIGINT/SIGTERM, and then to wait for the server
+    /// at each step of stopping it (stdin closed, then SIGTERM, then SIGKILL).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub shutdown_timeout: u64,
+
     /// The stdio MCP server to run, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -121,6 +126,7 @@ impl Cli {
         });
         config.path = self.path;
         config.startup_timeout = Duration::from_secs(self.startup_timeout);
+        config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
         Ok(config)
     }
 }

@@ -100,6 +100,13 @@ impl Invalid {
 /// Parses a message from a client. Strict: `"jsonrpc": "2.0"` is required and ids must be
 /// strings or integers, so that every id can be given back exactly as it came.
 pub fn parse_from_client(buf: &[u8]) -> Result<Message<'_>, Invalid> {
+    // Fields the envelope skips are not checked for UTF-8 by the parser; the child must never
+    // be handed bytes that are not text.
+    if let Err(e) = std::str::from_utf8(buf) {
+        return Err(Invalid::NotJson(format!(
+            "the body is not valid UTF-8: {e}"
+        )));
+    }
     let message = parse_envelope(buf, true)?;
     if let Kind::Request { id, .. } | Kind::Response { id } = &message.kind {
         check_id_type(id.raw)?;

@@ -27,10 +27,18 @@ type Waiter = oneshot::Sender<Result<Answer, NoAnswer>>;
 /// Several small maps instead of one, so that concurrent requests rarely wait on the same lock.
 const SHARDS: usize = 16;
 
+#[derive(Debug, Default)]
+struct Shard {
+    waiters: HashMap<u64, Waiter, BuildHasherDefault<IdHasher>>,
+    /// Set while the child is gone: a request registered now fails at once instead of waiting
+    /// for an answer that cannot come.
+    closed: Option<String>,
+}
+
 #[derive(Debug)]
 pub struct Mux {
     next_id: AtomicU64,
-    shards: [Mutex<HashMap<u64, Waiter, BuildHasherDefault<IdHasher>>>; SHARDS],
+    shards: [Mutex<Shard>; SHARDS],
 }
 
 impl Default for Mux {
@@ -43,7 +51,7 @@ impl Mux {
     pub fn new() -> Self {
         Self {
             next_id: AtomicU64::new(1),
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::default())),
+            shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
         }
     }
 
@@ -51,7 +59,16 @@ impl Mux {
     pub fn register(&self) -> Ticket<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = oneshot::channel();
-        self.shard(id).insert(id, sender);
+        let mut shard = self.shard(id);
+        match &shard.closed {
+            Some(reason) => {
+                let _ = sender.send(Err(NoAnswer(reason.clone())));
+            }
+            None => {
+                shard.waiters.insert(id, sender);
+            }
+        }
+        drop(shard);
         Ticket {
             mux: self,
             id,
@@ -61,7 +78,7 @@ impl Mux {
 
     /// Hands an answer to the request waiting on `id`; gives the answer back if nobody is.
     pub fn complete(&self, id: u64, answer: Answer) -> Result<(), Answer> {
-        let waiter = self.shard(id).remove(&id);
+        let waiter = self.shard(id).waiters.remove(&id);
         match waiter {
             Some(waiter) => waiter.send(Ok(answer)).map_err(|back| match back {
                 Ok(answer) => answer,
@@ -71,16 +88,16 @@ impl Mux {
         }
     }
 
-    /// Fails every request in flight with the same reason (the child is gone).
-    pub fn fail_all(&self, reason: &str) -> usize {
+    /// Fails every request in flight, and every one registered until [`Mux::reopen`], with the
+    /// same reason (the child is gone).
+    pub fn close(&self, reason: &str) -> usize {
         let mut failed = 0;
         for shard in &self.shards {
-            let waiters: Vec<Waiter> = shard
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .drain()
-                .map(|(_, w)| w)
-                .collect();
+            let waiters: Vec<Waiter> = {
+                let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+                shard.closed = Some(reason.to_owned());
+                shard.waiters.drain().map(|(_, w)| w).collect()
+            };
             for waiter in waiters {
                 failed += 1;
                 let _ = waiter.send(Err(NoAnswer(reason.to_owned())));
@@ -89,17 +106,21 @@ impl Mux {
         failed
     }
 
+    /// Accepts requests again (a new child is ready).
+    pub fn reopen(&self) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|e| e.into_inner()).closed = None;
+        }
+    }
+
     pub fn in_flight(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).waiters.len())
             .sum()
     }
 
-    fn shard(
-        &self,
-        id: u64,
-    ) -> std::sync::MutexGuard<'_, HashMap<u64, Waiter, BuildHasherDefault<IdHasher>>> {
+    fn shard(&self, id: u64) -> std::sync::MutexGuard<'_, Shard> {
         // A panic while holding a shard cannot leave the map inconsistent: keep using it.
         self.shards[id as usize % SHARDS]
             .lock()
@@ -125,7 +146,7 @@ impl Ticket<'_> {
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        self.mux.shard(self.id).remove(&self.id);
+        self.mux.shard(self.id).waiters.remove(&self.id);
     }
 }
 
@@ -182,12 +203,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fail_all_answers_everyone() {
+    async fn close_answers_everyone_in_flight_and_later() {
         let mux = Mux::new();
         let mut tickets: Vec<_> = (0..40).map(|_| mux.register()).collect();
-        assert_eq!(mux.fail_all("child exited"), 40);
+        assert_eq!(mux.close("child exited"), 40);
         for ticket in &mut tickets {
             assert_eq!(ticket.answer().await.unwrap_err().0, "child exited");
         }
+        let mut late = mux.register();
+        assert_eq!(late.answer().await.unwrap_err().0, "child exited");
+        mux.reopen();
+        let mut fresh = mux.register();
+        mux.complete(fresh.id, answer("ok")).unwrap();
+        assert_eq!(&fresh.answer().await.unwrap().line[..], b"ok");
     }
 }

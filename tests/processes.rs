@@ -1,0 +1,195 @@
+//! The bridge as a process: clear one-line errors and exit codes for commands that cannot run,
+//! in-flight requests answered when the child dies, graceful stop, and no process left behind,
+//! not even when the bridge itself is SIGKILLed.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{BIN, Bridge, Http, assert_no_survivors, fixture_command, tool_text};
+
+fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mcp-bridge");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn fixture_args(extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    args.push("--".into());
+    args.extend(fixture_command());
+    args
+}
+
+#[test]
+fn a_missing_command_is_a_one_line_error_and_exit_1() {
+    let (code, stderr) = run_to_exit(&["--port", "0", "--", "/no/such/mcp-server", "--flag"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("mcp-bridge: cannot start `/no/such/mcp-server --flag`: No such file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn no_command_at_all_explains_how_to_give_one() {
+    let (code, stderr) = run_to_exit(&["--port", "0"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("after `--`") && stderr.contains("--demo"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_child_that_exits_before_the_handshake_is_a_clear_error() {
+    let (code, stderr) = run_to_exit(&["--port", "0", "--", "sh", "-c", "echo broken >&2; exit 4"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("mcp-bridge: the MCP server did not start"),
+        "{stderr}"
+    );
+    assert!(
+        last.contains("status 4") && last.contains("broken"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, stderr) = run_to_exit(&["--port", &port, "--demo"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("cannot listen on 127.0.0.1:"), "{stderr}");
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let output = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--host",
+        "--port",
+        "--path",
+        "--env",
+        "--cwd",
+        "--demo",
+        "--log-level",
+        "--startup-timeout",
+        "--shutdown-timeout",
+        "-- <COMMAND>",
+        "Examples:",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_child_answers_every_request_in_flight_at_once() {
+    let args = fixture_args(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut bridge = Bridge::start(&args);
+    let http = Http::new();
+    let session = http.open_session(&bridge.url).await;
+
+    // Three calls that would take a minute, then one that crashes the child.
+    let mut slow = Vec::new();
+    for n in 0..3 {
+        let (http, url, session) = (http.clone(), bridge.url.clone(), session.clone());
+        slow.push(tokio::spawn(async move {
+            http.call_tool(&url, &session, json!(n), "sleep", json!({"ms": 60_000}))
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let crash = http
+        .call_tool(&bridge.url, &session, json!("c"), "crash", json!({}))
+        .await;
+    assert_eq!(crash["id"], "c");
+    let message = crash["error"]["message"].as_str().unwrap();
+    assert!(message.contains("status 3"), "{message}");
+    assert!(message.contains("fixture crashing on purpose"), "{message}");
+    for (n, call) in slow.into_iter().enumerate() {
+        let answer = call.await.unwrap();
+        assert_eq!(answer["id"], n);
+        assert_eq!(answer["error"]["code"], -32000, "{answer}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // Without a restart policy the bridge ends, with the child's status.
+    let status = bridge.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_open_requests_finish_then_stops_the_child() {
+    // A child that ignores its stdin closing, so the bridge has to escalate to SIGTERM.
+    let args = fixture_args(&["--shutdown-timeout", "1"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut bridge = Bridge::start_with(&args, &[("FIXTURE_IGNORE_EOF", "1")]);
+    assert!(!bridge.descendants().is_empty());
+    let http = Http::new();
+    let session = http.open_session(&bridge.url).await;
+    let call = {
+        let (http, url) = (http.clone(), bridge.url.clone());
+        tokio::spawn(async move {
+            http.call_tool(
+                &url,
+                &session,
+                json!(1),
+                "sleep",
+                json!({"ms": 700, "message": "done"}),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = bridge.stop();
+        (status, bridge.log())
+    });
+    let answer = call.await.unwrap();
+    assert_eq!(tool_text(&answer), "done");
+    let (status, log) = status.await.unwrap();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn a_sigkilled_bridge_leaves_no_child_behind() {
+    // The child ignores its stdin closing: only the parent-death signal can stop it.
+    let args = fixture_args(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut bridge = Bridge::start_with(&args, &[("FIXTURE_IGNORE_EOF", "1")]);
+    let children = bridge.descendants().to_vec();
+    assert!(!children.is_empty());
+    bridge.stop_with(libc::SIGKILL);
+    assert_no_survivors(&children);
+}
+
+#[test]
+fn the_demo_child_stops_with_the_bridge() {
+    let mut bridge = Bridge::start(&["--demo"]);
+    let children = bridge.descendants().to_vec();
+    assert_eq!(
+        children.len(),
+        1,
+        "the demo server is one real child process"
+    );
+    assert!(bridge.stop_with(libc::SIGINT).success());
+    assert_no_survivors(&children);
+}

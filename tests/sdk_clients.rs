@@ -1,0 +1,193 @@
+//! The official SDK clients (Python `mcp` 1.x and 2.x, TypeScript `@modelcontextprotocol/sdk`)
+//! against the real binary bridging real servers: the built-in demo,
+//! `@modelcontextprotocol/server-everything` and `mcp-server-time`.
+//! Needs `scripts/install-test-deps` (the README's test command runs it).
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Bridge, repo_root, require, test_deps};
+
+#[derive(Clone, Copy, Debug)]
+enum Sdk {
+    Python1,
+    Python2,
+    TypeScript,
+}
+
+const ALL_SDKS: [Sdk; 3] = [Sdk::Python1, Sdk::Python2, Sdk::TypeScript];
+
+/// Runs one client scenario to completion; returns its stdout, which ends in an `OK` line.
+fn run_client(sdk: Sdk, url: &str, scenario: &[&str]) -> String {
+    let clients = repo_root().join("tests/clients");
+    let mut command = match sdk {
+        Sdk::Python1 | Sdk::Python2 => {
+            let venv = if matches!(sdk, Sdk::Python1) {
+                "py1"
+            } else {
+                "py2"
+            };
+            let mut command = Command::new(require(&test_deps().join(venv).join("bin/python")));
+            command.arg(clients.join("python_sdk_client.py"));
+            command
+        }
+        Sdk::TypeScript => {
+            require(&test_deps().join("node/node_modules/@modelcontextprotocol/sdk"));
+            let mut command = Command::new("node");
+            command.arg(clients.join("ts_sdk_client.mjs"));
+            command
+        }
+    };
+    command
+        .arg(url)
+        .args(scenario)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let output = command.output().expect("run the SDK client");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.lines().any(|l| l.starts_with("OK ")),
+        "{sdk:?} {scenario:?} failed after {:?} ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        started.elapsed(),
+        output.status,
+    );
+    stdout
+}
+
+fn bridge_for(server: &[&str]) -> Bridge {
+    let mut args = vec!["--startup-timeout", "60", "--"];
+    args.extend(server);
+    Bridge::start(&args)
+}
+
+fn server_everything() -> Vec<String> {
+    vec![require(
+        &test_deps().join("node/node_modules/.bin/mcp-server-everything"),
+    )]
+}
+
+fn mcp_server_time() -> Vec<String> {
+    vec![require(&test_deps().join("py2/bin/mcp-server-time"))]
+}
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn every_sdk_lists_and_calls_the_demo_tools() {
+    let mut bridge = Bridge::start(&["--demo"]);
+    for sdk in ALL_SDKS {
+        let out = run_client(
+            sdk,
+            &bridge.url,
+            &["list-and-call", "add", r#"{"a": 20, "b": 22}"#, "42"],
+        );
+        assert!(out.contains("server=mcp-bridge-demo"), "{out}");
+        assert!(
+            out.contains("protocol=2025-11-25"),
+            "{sdk:?} asks for the newest: {out}"
+        );
+    }
+    bridge.stop();
+}
+
+#[test]
+fn python_sdk_2_falls_back_from_server_discover_to_initialize() {
+    let mut bridge = Bridge::start(&["--demo"]);
+    let out = run_client(
+        Sdk::Python2,
+        &bridge.url,
+        &[
+            "list-and-call",
+            "echo",
+            r#"{"message": "after discover"}"#,
+            "after discover",
+        ],
+    );
+    assert!(out.contains("negotiation=initialize"), "{out}");
+    assert!(
+        bridge
+            .log()
+            .contains("POST /mcp server/discover session=- 400"),
+        "the 2.x client probed server/discover first:\n{}",
+        bridge.log()
+    );
+    bridge.stop();
+}
+
+#[test]
+fn every_sdk_works_through_server_everything() {
+    let server = server_everything();
+    let mut bridge = bridge_for(&as_strs(&server));
+    for sdk in ALL_SDKS {
+        run_client(
+            sdk,
+            &bridge.url,
+            &["list-and-call", "echo", r#"{"message": "hi"}"#, "Echo: hi"],
+        );
+    }
+    // Many calls at once in one session, all routed right.
+    run_client(
+        Sdk::Python1,
+        &bridge.url,
+        &[
+            "call-concurrent",
+            "20",
+            "echo",
+            r#"{"message": "many"}"#,
+            "Echo: many",
+        ],
+    );
+    run_client(
+        Sdk::TypeScript,
+        &bridge.url,
+        &[
+            "call-concurrent",
+            "20",
+            "get-sum",
+            r#"{"a": 1, "b": 2}"#,
+            "3",
+        ],
+    );
+    bridge.stop();
+}
+
+#[test]
+fn every_sdk_works_through_mcp_server_time() {
+    let server = mcp_server_time();
+    let mut bridge = bridge_for(&as_strs(&server));
+    for sdk in ALL_SDKS {
+        run_client(
+            sdk,
+            &bridge.url,
+            &[
+                "list-and-call",
+                "get_current_time",
+                r#"{"timezone": "UTC"}"#,
+                "UTC",
+            ],
+        );
+    }
+    bridge.stop();
+}
+
+#[test]
+fn sequential_sessions_from_each_sdk_all_work() {
+    let mut bridge = Bridge::start(&["--demo"]);
+    for sdk in ALL_SDKS {
+        run_client(
+            sdk,
+            &bridge.url,
+            &["sessions", "5", "echo", r#"{"message": "again"}"#, "again"],
+        );
+    }
+    // Every SDK session but TypeScript's ends with DELETE; none is left open by those.
+    assert!(bridge.wait_for_log("DELETE /mcp", Duration::from_secs(5)));
+    bridge.stop();
+}

@@ -1,0 +1,396 @@
+//! What the integration tests share: starting the real `mcp-bridge` binary on a free port,
+//! an HTTP client that speaks to it, and checks that no process is left behind.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode, header::HeaderMap};
+use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-bridge");
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The misbehaving Python fixture server, as a command line after `--`.
+pub fn fixture_command() -> Vec<String> {
+    vec![
+        "python3".into(),
+        repo_root()
+            .join("tests/fixtures/fixture_server.py")
+            .to_string_lossy()
+            .into_owned(),
+    ]
+}
+
+/// A running bridge process. Dropping it kills it (and asserts nothing of it survives).
+pub struct Bridge {
+    process: Option<Child>,
+    pub url: String,
+    log: Arc<Mutex<String>>,
+    descendants: Vec<i32>,
+}
+
+impl Bridge {
+    /// Starts `mcp-bridge --port 0 ARGS...` and waits for its ready line.
+    pub fn start(args: &[&str]) -> Bridge {
+        Self::start_with(args, &[])
+    }
+
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Bridge {
+        let mut command = Command::new(BIN);
+        command
+            .args(["--port", "0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut process = command.spawn().expect("start mcp-bridge");
+        let stderr = process.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let log_writer = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("mcp-bridge listening on ") {
+                    let _ = ready_tx.send(url.to_owned());
+                }
+                let mut log = log_writer.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let url = match ready_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = process.kill();
+                let _ = process.wait();
+                panic!(
+                    "mcp-bridge {args:?} did not become ready; its log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        let descendants = descendants_of(process.id() as i32);
+        Bridge {
+            process: Some(process),
+            url,
+            log,
+            descendants,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.process.as_ref().expect("running").id() as i32
+    }
+
+    /// The processes the bridge had started when it became ready (its child and theirs).
+    pub fn descendants(&self) -> &[i32] {
+        &self.descendants
+    }
+
+    /// Everything the bridge wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Sends a signal and waits for the bridge to exit.
+    pub fn stop_with(&mut self, signal: i32) -> ExitStatus {
+        let mut process = self.process.take().expect("running");
+        unsafe {
+            libc::kill(process.id() as i32, signal);
+        }
+        let status = wait_timeout(&mut process, Duration::from_secs(30));
+        assert_no_survivors(&self.descendants);
+        status
+    }
+
+    /// SIGTERM, then wait: the graceful path.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Waits for the bridge to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut process = self.process.take().expect("running");
+        let status = wait_timeout(&mut process, timeout);
+        assert_no_survivors(&self.descendants);
+        status
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+            for pid in &self.descendants {
+                unsafe {
+                    libc::kill(*pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+fn wait_timeout(process: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = process.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = process.kill();
+            let _ = process.wait();
+            panic!("mcp-bridge did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Every live process whose parent chain leads to `root`.
+pub fn descendants_of(root: i32) -> Vec<i32> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Some((ppid, _)) = stat(pid) {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// (parent pid, state) of a process, if it exists.
+fn stat(pid: i32) -> Option<(i32, char)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: parse after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((ppid, state))
+}
+
+pub fn is_alive(pid: i32) -> bool {
+    matches!(stat(pid), Some((_, state)) if state != 'Z' && state != 'X')
+}
+
+/// Asserts that none of `pids` is alive, allowing them a moment to die.
+pub fn assert_no_survivors(pids: &[i32]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let alive: Vec<i32> = pids.iter().copied().filter(|p| is_alive(*p)).collect();
+        if alive.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            for pid in &alive {
+                unsafe {
+                    libc::kill(*pid, libc::SIGKILL);
+                }
+            }
+            panic!("processes outlived the bridge: {alive:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A reply as the tests look at it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?} (status {})",
+                String::from_utf8_lossy(&self.body),
+                self.status
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn session(&self) -> String {
+        self.header("mcp-session-id")
+            .expect("an Mcp-Session-Id header")
+            .to_owned()
+    }
+}
+
+/// An HTTP/1.1 client with keep-alive.
+#[derive(Clone)]
+pub struct Http {
+    client: HyperClient<HttpConnector, Full<Bytes>>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Http {
+    pub fn new() -> Self {
+        Self {
+            client: HyperClient::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body.into())).expect("request");
+        let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
+            .await
+            .expect("an answer within 60 s")
+            .expect("HTTP request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// POSTs a JSON-RPC message the way the SDKs do.
+    pub async fn post(&self, url: &str, session: Option<&str>, body: impl Into<Bytes>) -> Reply {
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+        ];
+        if let Some(session) = session {
+            headers.push(("mcp-session-id", session));
+        }
+        self.send(Method::POST, url, &headers, body).await
+    }
+
+    /// initialize + notifications/initialized; returns the session id.
+    pub async fn open_session(&self, url: &str) -> String {
+        let reply = self.post(url, None, initialize_body(0, "2025-06-18")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let session = reply.session();
+        let note = self
+            .post(
+                url,
+                Some(&session),
+                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            )
+            .await;
+        assert_eq!(note.status, StatusCode::ACCEPTED);
+        session
+    }
+
+    /// tools/call with the given id; returns the JSON answer.
+    pub async fn call_tool(
+        &self,
+        url: &str,
+        session: &str,
+        id: Value,
+        name: &str,
+        arguments: Value,
+    ) -> Value {
+        let body = serde_json::json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": name, "arguments": arguments}
+        });
+        let reply = self.post(url, Some(session), body.to_string()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        reply.json()
+    }
+}
+
+pub fn initialize_body(id: i64, version: &str) -> String {
+    serde_json::json!({
+        "jsonrpc": "2.0", "id": id, "method": "initialize",
+        "params": {
+            "protocolVersion": version,
+            "capabilities": {},
+            "clientInfo": {"name": "integration-test", "version": "1.0"}
+        }
+    })
+    .to_string()
+}
+
+/// The text of the first content item of a tools/call answer.
+pub fn tool_text(answer: &Value) -> &str {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text content in {answer}"))
+}
+
+/// Where the test clients and servers are installed (`scripts/install-test-deps`).
+pub fn test_deps() -> PathBuf {
+    repo_root().join(".test-deps")
+}
+
+/// Fails loudly when the installed test dependencies are missing: a skipped test would pass
+/// without testing anything.
+pub fn require(path: &Path) -> String {
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-test-deps first",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
