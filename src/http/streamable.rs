@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
 use tracing::debug;
@@ -204,7 +204,12 @@ fn request_id<'a>(kind: &'a Kind<'_>) -> Option<&'a str> {
     }
 }
 
-/// Reads the whole body, refusing with `413` as soon as it passes the limit.
+/// How much of an over-limit body is read and thrown away so the client can read the `413`
+/// (a server that stops reading makes most clients fail on a broken pipe instead).
+const OVERSIZE_DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads the whole body, never holding more than `limit` bytes of it: past the limit the rest
+/// is discarded and the answer is `413`.
 async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Reject> {
     let too_large = || {
         Reject::new(
@@ -218,16 +223,40 @@ async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Re
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
+    if declared.is_some_and(|length| length > limit as u64 + OVERSIZE_DRAIN_BYTES) {
+        // Too big to be worth draining: answer now and let the connection close.
         return Err(too_large());
     }
-    match Limited::new(request.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(Reject::new(
-            StatusCode::BAD_REQUEST,
-            code::PARSE_ERROR,
-            format!("could not read the request body: {e}"),
-        )),
+    let mut body = request.into_body();
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut received: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Reject::new(
+                StatusCode::BAD_REQUEST,
+                code::PARSE_ERROR,
+                format!("could not read the request body: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        received += data.len() as u64;
+        if received > limit as u64 + OVERSIZE_DRAIN_BYTES {
+            return Err(too_large());
+        }
+        if received > limit as u64 {
+            chunks.clear();
+        } else {
+            chunks.push(data);
+        }
     }
+    if received > limit as u64 {
+        return Err(too_large());
+    }
+    Ok(match chunks.len() {
+        // Usually the whole body arrives as one chunk: hand it on without a copy.
+        1 => chunks.pop().expect("one chunk"),
+        _ => chunks.concat().into(),
+    })
 }
