@@ -3,7 +3,7 @@
 //! to outlive the bridge.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +25,9 @@ pub struct ChildCommand {
     pub args: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
     pub cwd: Option<PathBuf>,
+    /// The `mcp-bridge` executable, to run the server under its guard (see [`crate::guard`]);
+    /// `None` runs the server directly, covered only by its own parent-death signal.
+    pub guard: Option<PathBuf>,
 }
 
 impl ChildCommand {
@@ -94,12 +97,14 @@ impl Child {
         limits: ChildLimits,
         mux: Arc<Mux>,
     ) -> Result<Child, SpawnError> {
-        let mut process = build_command(command)
+        let spawn_error = |source| SpawnError {
+            command: command.display(),
+            source,
+        };
+        let program = resolve_program(command).map_err(spawn_error)?;
+        let mut process = build_command(command, &program)
             .spawn()
-            .map_err(|source| SpawnError {
-                command: command.display(),
-                source,
-            })?;
+            .map_err(spawn_error)?;
         let pid = process.id().expect("a just-spawned child has a pid") as i32;
         let group = Arc::new(ProcessGroup { pgid: pid });
         let name = command.name();
@@ -213,8 +218,59 @@ impl Child {
 #[error("{0}")]
 pub struct ChildGone(pub String);
 
-fn build_command(command: &ChildCommand) -> Command {
-    let mut cmd = Command::new(&command.program);
+/// Finds the program the way `execvp` would, so that a typo is reported by the bridge itself
+/// and not, later and less clearly, by the guard.
+fn resolve_program(command: &ChildCommand) -> std::io::Result<PathBuf> {
+    let program = Path::new(&command.program);
+    if command.program.as_encoded_bytes().contains(&b'/') {
+        let path = match &command.cwd {
+            Some(dir) if program.is_relative() => dir.join(program),
+            _ => program.to_path_buf(),
+        };
+        return executable(path);
+    }
+    let search_path = command
+        .env
+        .iter()
+        .rev()
+        .find(|(key, _)| key == "PATH")
+        .map(|(_, value)| value.clone())
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    let mut denied = None;
+    for dir in std::env::split_paths(&search_path) {
+        match executable(dir.join(program)) {
+            Ok(path) => return Ok(path),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => denied = Some(e),
+            Err(_) => {}
+        }
+    }
+    Err(denied.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT)))
+}
+
+fn executable(path: PathBuf) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::metadata(&path)?;
+    if metadata.is_file() && metadata.permissions().mode() & 0o111 != 0 {
+        Ok(path)
+    } else {
+        Err(std::io::Error::from_raw_os_error(libc::EACCES))
+    }
+}
+
+fn build_command(command: &ChildCommand, program: &Path) -> Command {
+    let mut cmd = match &command.guard {
+        Some(bridge) => {
+            let mut cmd = Command::new(bridge);
+            cmd.arg("guard")
+                .arg("--bridge-pid")
+                .arg(std::process::id().to_string())
+                .arg("--")
+                .arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    };
     cmd.args(&command.args)
         .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())

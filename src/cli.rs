@@ -95,6 +95,14 @@ pub enum Hidden {
     /// The built-in demo MCP server on stdin/stdout (what --demo runs as its child).
     #[command(hide = true)]
     DemoServer,
+    /// Runs COMMAND and kills its whole process group when the bridge dies.
+    #[command(hide = true)]
+    Guard {
+        #[arg(long)]
+        bridge_pid: i32,
+        #[arg(last = true, required = true)]
+        command: Vec<OsString>,
+    },
 }
 
 /// A usage problem found after parsing, reported as one line.
@@ -104,15 +112,18 @@ pub enum UsageError {
         "no MCP server to bridge: give its command after `--` (e.g. `mcp-bridge -- npx -y @modelcontextprotocol/server-everything`) or use --demo"
     )]
     NoCommand,
-    #[error("cannot find the mcp-bridge executable to run the demo server: {0}")]
+    #[error("cannot find the mcp-bridge executable (for the demo server and the guard): {0}")]
     NoSelf(std::io::Error),
 }
 
 impl Cli {
     pub fn into_config(self) -> Result<Config, UsageError> {
+        let me = std::env::current_exe().map_err(UsageError::NoSelf)?;
         let (program, args) = if self.demo {
-            let me = std::env::current_exe().map_err(UsageError::NoSelf)?;
-            (me.into_os_string(), vec![OsString::from("demo-server")])
+            (
+                me.clone().into_os_string(),
+                vec![OsString::from("demo-server")],
+            )
         } else {
             let mut command = self.command.into_iter();
             let program = command.next().ok_or(UsageError::NoCommand)?;
@@ -123,6 +134,7 @@ impl Cli {
             args,
             env: self.env,
             cwd: self.cwd,
+            guard: Some(me),
         });
         config.path = self.path;
         config.startup_timeout = Duration::from_secs(self.startup_timeout);

@@ -11,11 +11,13 @@
 //! - [`session`]: `Mcp-Session-Id` sessions and their expiry.
 //! - [`http`]: the hyper server and the Streamable HTTP endpoint.
 //! - [`demo`]: the built-in demo MCP server behind `--demo`.
+//! - [`guard`]: the process that kills the server's whole group if the bridge dies.
 //! - [`shutdown`]: the signals that stop the bridge.
 
 pub mod child;
 pub mod cli;
 pub mod demo;
+pub mod guard;
 pub mod handshake;
 pub mod http;
 pub mod jsonrpc;

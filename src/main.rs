@@ -8,18 +8,25 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use mcp_bridge::cli::{Cli, Hidden};
-use mcp_bridge::{RunError, demo, run, shutdown};
+use mcp_bridge::{RunError, demo, guard, run, shutdown};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Hidden::DemoServer) = cli.subcommand {
-        return match demo::serve_stdio() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("mcp-bridge demo server: {e}");
-                ExitCode::FAILURE
-            }
-        };
+    match &cli.subcommand {
+        Some(Hidden::DemoServer) => {
+            return match demo::serve_stdio() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mcp-bridge demo server: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Hidden::Guard {
+            bridge_pid,
+            command,
+        }) => guard::run(*bridge_pid, &command[0], &command[1..]),
+        None => {}
     }
     init_logging(&cli.log_level);
     let (host, port) = (cli.host.clone(), cli.port);

@@ -53,6 +53,22 @@ fn no_command_at_all_explains_how_to_give_one() {
 }
 
 #[test]
+fn a_program_that_is_not_executable_is_a_one_line_error() {
+    let file =
+        std::env::temp_dir().join(format!("mcp-bridge-not-executable-{}", std::process::id()));
+    std::fs::write(&file, "#!/bin/sh\n").unwrap();
+    let path = file.to_str().unwrap();
+    let (code, stderr) = run_to_exit(&["--port", "0", "--", path]);
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(code, Some(1), "{stderr}");
+    let expected = format!("cannot start `{path}`: Permission denied");
+    assert!(
+        stderr.lines().last().unwrap().contains(&expected),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_child_that_exits_before_the_handshake_is_a_clear_error() {
     let (code, stderr) = run_to_exit(&["--port", "0", "--", "sh", "-c", "echo broken >&2; exit 4"]);
     assert_eq!(code, Some(1), "{stderr}");
@@ -170,15 +186,38 @@ async fn sigterm_lets_open_requests_finish_then_stops_the_child() {
 }
 
 #[test]
-fn a_sigkilled_bridge_leaves_no_child_behind() {
-    // The child ignores its stdin closing: only the parent-death signal can stop it.
+fn a_sigkilled_bridge_leaves_no_process_behind_not_even_grandchildren() {
+    // The server is a grandchild (a shell in between, as with npx or uvx) and ignores its
+    // stdin closing: only the guard killing the whole process group can stop it.
+    let fixture = fixture_command().join(" ");
+    let script = format!("{fixture}; echo the shell outlived the server");
+    let mut bridge =
+        Bridge::start_with(&["--", "sh", "-c", &script], &[("FIXTURE_IGNORE_EOF", "1")]);
+    let processes = bridge.descendants().to_vec();
+    assert!(
+        processes.len() >= 3,
+        "guard, shell and server: {processes:?}"
+    );
+    bridge.stop_with(libc::SIGKILL);
+    assert_no_survivors(&processes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_by_a_signal_is_reported_as_such() {
     let args = fixture_args(&[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut bridge = Bridge::start_with(&args, &[("FIXTURE_IGNORE_EOF", "1")]);
-    let children = bridge.descendants().to_vec();
-    assert!(!children.is_empty());
-    bridge.stop_with(libc::SIGKILL);
-    assert_no_survivors(&children);
+    let mut bridge = Bridge::start(&args);
+    let server = *bridge.descendants().last().unwrap();
+    unsafe {
+        libc::kill(server, libc::SIGKILL);
+    }
+    let status = bridge.wait_exit(Duration::from_secs(20));
+    assert!(!status.success());
+    assert!(
+        bridge.log().contains("killed by signal 9"),
+        "{}",
+        bridge.log()
+    );
 }
 
 #[test]
@@ -187,8 +226,8 @@ fn the_demo_child_stops_with_the_bridge() {
     let children = bridge.descendants().to_vec();
     assert_eq!(
         children.len(),
-        1,
-        "the demo server is one real child process"
+        2,
+        "the guard and the demo server, a real process: {children:?}"
     );
     assert!(bridge.stop_with(libc::SIGINT).success());
     assert_no_survivors(&children);
