@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::jsonrpc::{self, Kind};
-use crate::mux::{Answer, Mux};
+use crate::mux::{Answer, Mux, NoAnswer};
 
 /// What to run, exactly as the user gave it: no shell in between.
 #[derive(Debug, Clone)]
@@ -367,27 +367,25 @@ async fn read_stdout(
     let mut buffer = BytesMut::with_capacity(STDOUT_READ_CHUNK);
     // Bytes of the current line already scanned for a newline, so long lines are scanned once.
     let mut scanned = 0;
-    // While a line over the limit is being thrown away, the bytes dropped so far.
-    let mut discarding: Option<usize> = None;
+    // While a line over the limit is being thrown away: what is known of it.
+    let mut oversized: Option<Oversized> = None;
     loop {
         if let Some(pos) = memchr::memchr(b'\n', &buffer[scanned..]) {
             let line = buffer.split_to(scanned + pos + 1).freeze();
             scanned = 0;
-            if let Some(dropped) = discarding.take() {
-                warn!(
-                    child = %name,
-                    "dropped a stdout line of {} bytes, over the {} byte limit",
-                    dropped + line.len(),
-                    limits.max_message_bytes
-                );
+            if let Some(dropped) = oversized.take() {
+                dropped.finish(&line, &name, limits, &mux);
                 continue;
             }
             dispatch(line, &name, &mux, &stdin).await;
             continue;
         }
         scanned = buffer.len();
-        if scanned > limits.max_message_bytes {
-            *discarding.get_or_insert(0) += scanned;
+        // Once a line is known to be too long, every further piece of it is dropped at once.
+        if scanned > limits.max_message_bytes || (oversized.is_some() && scanned > 0) {
+            oversized
+                .get_or_insert_with(|| Oversized::starting_with(&buffer))
+                .discard(&buffer);
             buffer.clear();
             scanned = 0;
         }
@@ -405,6 +403,66 @@ async fn read_stdout(
     }
     if !buffer.is_empty() {
         dispatch(buffer.freeze(), &name, &mux, &stdin).await;
+    }
+}
+
+/// A stdout line over the size limit, thrown away as it arrives. Its id is looked for near its
+/// start and end, so that the request it answers gets an error instead of waiting forever.
+struct Oversized {
+    id_from_start: Option<u64>,
+    bytes: usize,
+    /// The last bytes seen, where a trailing `"id":N}` would be.
+    tail: Vec<u8>,
+}
+
+const SNIFF_BYTES: usize = 64 * 1024;
+const TAIL_BYTES: usize = 64;
+
+impl Oversized {
+    fn starting_with(start: &[u8]) -> Self {
+        Self {
+            id_from_start: jsonrpc::sniff_bridge_id(&start[..start.len().min(SNIFF_BYTES)], b""),
+            bytes: 0,
+            tail: Vec::new(),
+        }
+    }
+
+    fn discard(&mut self, chunk: &[u8]) {
+        self.bytes += chunk.len();
+        self.keep_tail(chunk);
+    }
+
+    fn keep_tail(&mut self, chunk: &[u8]) {
+        self.tail
+            .extend_from_slice(&chunk[chunk.len().saturating_sub(TAIL_BYTES)..]);
+        let excess = self.tail.len().saturating_sub(TAIL_BYTES);
+        self.tail.drain(..excess);
+    }
+
+    fn finish(mut self, end: &[u8], name: &str, limits: ChildLimits, mux: &Mux) {
+        self.bytes += end.len();
+        self.keep_tail(end);
+        let id = self
+            .id_from_start
+            .or_else(|| jsonrpc::sniff_bridge_id(b"", &self.tail));
+        let message = format!(
+            "mcp-bridge: the MCP server's answer was {} bytes, over the {} byte limit (--max-message-bytes)",
+            self.bytes, limits.max_message_bytes
+        );
+        let failed = id.is_some_and(|id| {
+            mux.fail(
+                id,
+                NoAnswer {
+                    code: jsonrpc::code::ANSWER_TOO_LARGE,
+                    message: message.clone(),
+                },
+            )
+        });
+        if failed {
+            warn!(child = %name, "{message}; its request got an error");
+        } else {
+            warn!(child = %name, "{message}; no waiting request found for it");
+        }
     }
 }
 

@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 use crate::Config;
 use crate::child::ChildCommand;
+use crate::http::access::AccessPolicy;
+use crate::supervisor::RestartPolicy;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -85,6 +87,68 @@ pub struct Cli {
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub shutdown_timeout: u64,
 
+    /// When to restart the server after it exits: on-failure (non-zero status or a signal),
+    /// always, or never (the bridge then exits with the server's status). Restarts back off
+    /// from 100 ms to 30 s; requests wait for the restart up to 30 s.
+    #[arg(long, value_enum, default_value_t = RestartPolicy::OnFailure, value_name = "POLICY")]
+    pub restart: RestartPolicy,
+
+    /// Seconds a request may wait for the server's answer; then the client gets a JSON-RPC
+    /// error and the server a notifications/cancelled. Default: no limit (long tools are fine).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub request_timeout: Option<Duration>,
+
+    /// Largest request body accepted (bigger ones get 413). Units: B, KiB, MiB, GiB.
+    #[arg(long, default_value = "16MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub max_body: usize,
+
+    /// Largest single message (stdout line) accepted from the server; a longer one is dropped
+    /// and its request gets a JSON-RPC error.
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub max_message_bytes: usize,
+
+    /// Most sessions kept at once; at the limit the least recently used one is closed.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_sessions: usize,
+
+    /// Seconds after which an idle session expires (many clients never DELETE theirs).
+    #[arg(long, default_value = "1800", value_name = "SECS", value_parser = parse_seconds)]
+    pub session_ttl: Duration,
+
+    /// Most requests waiting on the server at once; past it clients get 503 with Retry-After.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub max_in_flight: usize,
+
+    /// Require this token on every request, as `Authorization: Bearer TOKEN` or
+    /// `X-API-Key: TOKEN`. Required to listen on a non-loopback address.
+    #[arg(
+        long,
+        env = "MCP_BRIDGE_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub auth_token: Option<String>,
+
+    /// Listen on a non-loopback address without --auth-token (only when something else, such
+    /// as a firewall or an authenticating proxy, keeps strangers out).
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+
+    /// Also accept browser requests from this Origin (repeatable; `*` for any). Localhost
+    /// origins are always accepted; requests without an Origin header are not browsers.
+    #[arg(long, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+
+    /// Only accept requests whose Host header names one of these (repeatable; off by default,
+    /// because tunnels such as ngrok forward the public host name).
+    #[arg(long, value_name = "HOST")]
+    pub allowed_host: Vec<String>,
+
+    /// Let browser pages from ORIGIN (or `*`) call the bridge: answers CORS preflights and
+    /// exposes the Mcp-Session-Id header.
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors_origin: Option<String>,
+
     /// The stdio MCP server to run, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -114,10 +178,22 @@ pub enum UsageError {
     NoCommand,
     #[error("cannot find the mcp-bridge executable (for the demo server and the guard): {0}")]
     NoSelf(std::io::Error),
+    #[error(
+        "refusing to listen on {0} without --auth-token: anyone who can reach this machine could run the server's tools; set --auth-token (or MCP_BRIDGE_AUTH_TOKEN), or pass --allow-unauthenticated if something else keeps strangers out"
+    )]
+    Unprotected(String),
+    #[error("--auth-token must not be empty")]
+    EmptyToken,
 }
 
 impl Cli {
     pub fn into_config(self) -> Result<Config, UsageError> {
+        if self.auth_token.as_deref() == Some("") {
+            return Err(UsageError::EmptyToken);
+        }
+        if !is_loopback(&self.host) && self.auth_token.is_none() && !self.allow_unauthenticated {
+            return Err(UsageError::Unprotected(self.host));
+        }
         let me = std::env::current_exe().map_err(UsageError::NoSelf)?;
         let (program, args) = if self.demo {
             (
@@ -139,6 +215,19 @@ impl Cli {
         config.path = self.path;
         config.startup_timeout = Duration::from_secs(self.startup_timeout);
         config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
+        config.restart = self.restart;
+        config.request_timeout = self.request_timeout;
+        config.max_body_bytes = self.max_body;
+        config.max_message_bytes = self.max_message_bytes;
+        config.max_sessions = self.max_sessions;
+        config.session_idle_timeout = self.session_ttl;
+        config.max_in_flight = self.max_in_flight;
+        config.access = AccessPolicy {
+            auth_token: self.auth_token,
+            allowed_origins: self.allow_origin,
+            allowed_hosts: self.allowed_host,
+            cors_origin: self.cors_origin,
+        };
         Ok(config)
     }
 }
@@ -148,6 +237,50 @@ fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.into(), value.into())),
         _ => Err(format!("expected KEY=VALUE, got `{text}`")),
     }
+}
+
+/// Loopback addresses and `localhost`: reachable only from this machine.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|secs| secs.is_finite() && *secs > 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("expected a positive number of seconds, got `{text}`"))
+}
+
+/// `1048576`, `512KiB`, `16MiB`, `1GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB`, as powers of 1024).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("expected a size such as 16MiB, got `{text}`"))?;
+    let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, KiB, MiB or GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(multiplier)
+        .filter(|size| *size > 0)
+        .ok_or_else(|| format!("`{text}` is not a usable size"))
 }
 
 fn parse_path(text: &str) -> Result<String, String> {
@@ -191,6 +324,41 @@ mod tests {
             Err(UsageError::NoCommand)
         ));
         assert!(parse(&["--demo", "--", "x"]).is_err());
+    }
+
+    #[test]
+    fn sizes_and_seconds() {
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_seconds("-1").is_err());
+    }
+
+    #[test]
+    fn listening_beyond_loopback_needs_a_token_or_an_explicit_opt_out() {
+        for host in ["0.0.0.0", "::", "192.0.2.1", "example.com"] {
+            let cli = parse(&["--host", host, "--demo"]).unwrap();
+            assert!(
+                matches!(cli.into_config(), Err(UsageError::Unprotected(_))),
+                "{host}"
+            );
+        }
+        for host in ["127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.2"] {
+            assert!(
+                parse(&["--host", host, "--demo"])
+                    .unwrap()
+                    .into_config()
+                    .is_ok(),
+                "{host}"
+            );
+        }
+        let token = parse(&["--host", "0.0.0.0", "--auth-token", "t", "--demo"]).unwrap();
+        assert!(token.into_config().is_ok());
+        let open = parse(&["--host", "0.0.0.0", "--allow-unauthenticated", "--demo"]).unwrap();
+        assert!(open.into_config().is_ok());
     }
 
     #[test]

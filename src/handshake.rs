@@ -52,7 +52,8 @@ pub async fn initialize(
         .map_err(|e| StartError::ChildGone(e.0))?;
     let answer = match tokio::time::timeout(timeout, ticket.answer()).await {
         Ok(Ok(answer)) => answer,
-        Ok(Err(no_answer)) => return Err(StartError::ChildGone(no_answer.0)),
+        // The child died; its exit says why in the words the user needs.
+        Ok(Err(_)) => return Err(StartError::ChildGone(child.exited().await.description)),
         Err(_) => return Err(StartError::Timeout(timeout)),
     };
 

@@ -14,10 +14,18 @@ pub mod code {
     pub const INVALID_REQUEST: i64 = -32600;
     pub const METHOD_NOT_FOUND: i64 = -32601;
     pub const INTERNAL_ERROR: i64 = -32603;
-    /// The bridge could not get an answer from the child (it exited, or never answered).
+    /// The bridge could not get an answer from the child (it exited, or is restarting).
     pub const CHILD_UNAVAILABLE: i64 = -32000;
+    /// The child did not answer within `--request-timeout` (the SDKs' code for a timeout).
+    pub const REQUEST_TIMEOUT: i64 = -32001;
     /// The request needs a session the client did not present or that no longer exists.
-    pub const SESSION_REQUIRED: i64 = -32001;
+    pub const SESSION_REQUIRED: i64 = -32002;
+    /// Too many requests in flight; retry later.
+    pub const OVERLOADED: i64 = -32003;
+    /// Refused by the access rules (token, Origin, Host).
+    pub const UNAUTHORIZED: i64 = -32004;
+    /// The child's answer was larger than `--max-message-bytes`.
+    pub const ANSWER_TOO_LARGE: i64 = -32005;
 }
 
 /// Only the top-level fields; `params`, `result` and `error` stay raw so that a 10 MB tool result
@@ -210,6 +218,83 @@ pub fn to_line_with_id(message: &[u8], span: Range<usize>, id: &[u8]) -> Bytes {
     line.freeze()
 }
 
+/// The bridge id of a response too large to parse, found without parsing it: as a top-level
+/// `"id"` near the start (`prefix`), or as the last member before the closing brace (`suffix`).
+pub fn sniff_bridge_id(prefix: &[u8], suffix: &[u8]) -> Option<u64> {
+    id_in_prefix(prefix).or_else(|| id_in_suffix(suffix))
+}
+
+fn id_in_prefix(prefix: &[u8]) -> Option<u64> {
+    let (mut depth, mut expect_key, mut i) = (0usize, false, 0);
+    while i < prefix.len() {
+        match prefix[i] {
+            b'{' => {
+                depth += 1;
+                expect_key = depth == 1;
+            }
+            b'[' => depth += 1,
+            b'}' | b']' => depth = depth.checked_sub(1)?,
+            b',' => expect_key = depth == 1,
+            b'"' => {
+                let end = string_end(prefix, i)?;
+                if depth == 1 && expect_key && &prefix[i..end] == b"\"id\"" {
+                    let rest = prefix[end..].trim_ascii_start().strip_prefix(b":")?;
+                    return leading_id(rest.trim_ascii_start());
+                }
+                expect_key = false;
+                i = end;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn id_in_suffix(suffix: &[u8]) -> Option<u64> {
+    let rest = suffix.trim_ascii_end().strip_suffix(b"}")?.trim_ascii_end();
+    let quoted = rest.ends_with(b"\"");
+    let rest = if quoted {
+        &rest[..rest.len() - 1]
+    } else {
+        rest
+    };
+    let digits = rest.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let (rest, number) = rest.split_at(rest.len() - digits);
+    let rest = if quoted {
+        rest.strip_suffix(b"\"")?
+    } else {
+        rest
+    };
+    let rest = rest.trim_ascii_end().strip_suffix(b":")?.trim_ascii_end();
+    let rest = rest.strip_suffix(b"\"id\"")?.trim_ascii_end();
+    // Only a member of the top-level object: right after its `{` or a `,` at that level.
+    if !(rest.ends_with(b",") || rest == b"{") {
+        return None;
+    }
+    std::str::from_utf8(number).ok()?.parse().ok()
+}
+
+/// The index just past the string literal starting at `start`.
+fn string_end(buf: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < buf.len() {
+        match buf[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+fn leading_id(value: &[u8]) -> Option<u64> {
+    let value = value.strip_prefix(b"\"").unwrap_or(value);
+    let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&value[..digits]).ok()?.parse().ok()
+}
+
 /// `message` as one stdio line, unchanged but for line breaks.
 pub fn to_line(message: &[u8]) -> Bytes {
     to_line_with_id(message, 0..0, b"")
@@ -324,6 +409,28 @@ mod tests {
             &back[..],
             &b"{\"jsonrpc\":\"2.0\",  \"id\": \"abc\", \"method\":\"x\",\"params\":{\"s\":\"a\\nb\"}}"[..]
         );
+    }
+
+    #[test]
+    fn sniffs_ids_of_oversized_answers() {
+        assert_eq!(
+            sniff_bridge_id(br#"{"jsonrpc":"2.0","id":17,"result":{"x":"#, b""),
+            Some(17)
+        );
+        assert_eq!(sniff_bridge_id(br#"{"id" : "17","result":"#, b""), Some(17));
+        // A nested "id" is not the message's.
+        assert_eq!(
+            sniff_bridge_id(br#"{"result":{"id":5,"content":"#, b""),
+            None
+        );
+        assert_eq!(sniff_bridge_id(br#"{"result":{"a":""id":4"#, b""), None);
+        assert_eq!(
+            sniff_bridge_id(b"xx", br#"xxxx"}]},"jsonrpc":"2.0","id":23}"#),
+            Some(23)
+        );
+        assert_eq!(sniff_bridge_id(b"xx", br#"xxx","id":"23"} "#), Some(23));
+        assert_eq!(sniff_bridge_id(b"xx", br#"{"a":{"id":23}}"#), None);
+        assert_eq!(sniff_bridge_id(b"xx", br#"x"id":23}"#), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Modules, each owning one concern:
 //! - [`cli`]: the command line and its translation into a [`Config`].
 //! - [`child`]: spawning, feeding, reading and stopping the child process.
+//! - [`supervisor`]: restarts with backoff, and which child serves now.
 //! - [`handshake`]: the bridge's own `initialize` with the child.
 //! - [`protocol`]: protocol versions and the cached `initialize` answer.
 //! - [`jsonrpc`]: message envelopes, id splicing, error objects.
@@ -25,6 +26,7 @@ pub mod mux;
 pub mod protocol;
 pub mod session;
 pub mod shutdown;
+pub mod supervisor;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,14 +34,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::child::{Child, ChildCommand, ChildLimits, SpawnError};
+use crate::child::{ChildCommand, ChildLimits, SpawnError};
 use crate::handshake::StartError;
+use crate::http::access::AccessPolicy;
 use crate::mux::Mux;
-use crate::protocol::InitializeCache;
 use crate::session::Sessions;
+use crate::supervisor::{ChildSpec, RestartPolicy, Supervisor};
 
 /// Everything [`run`] needs, independent of how it was given (command line, tests).
 #[derive(Debug, Clone)]
@@ -47,14 +51,21 @@ pub struct Config {
     pub child: ChildCommand,
     /// The endpoint path, e.g. `/mcp`; the same path with a trailing slash is served too.
     pub path: String,
-    pub max_body_bytes: usize,
-    pub max_message_bytes: usize,
+    pub restart: RestartPolicy,
     /// How long the child may take to answer the bridge's `initialize` (npx may download first).
     pub startup_timeout: Duration,
-    pub session_idle_timeout: Duration,
     /// How long open requests may run on after a stop signal, and how long the child gets to
     /// exit at each step of stopping it.
     pub shutdown_timeout: Duration,
+    /// How long a request may wait for the child's answer; `None` waits as long as it takes.
+    pub request_timeout: Option<Duration>,
+    pub max_body_bytes: usize,
+    pub max_message_bytes: usize,
+    pub max_sessions: usize,
+    pub session_idle_timeout: Duration,
+    /// Requests waiting on the child at once; past it clients get `503` and `Retry-After`.
+    pub max_in_flight: usize,
+    pub access: AccessPolicy,
 }
 
 impl Config {
@@ -62,11 +73,16 @@ impl Config {
         Self {
             child,
             path: "/mcp".into(),
+            restart: RestartPolicy::OnFailure,
+            startup_timeout: Duration::from_secs(120),
+            shutdown_timeout: Duration::from_secs(10),
+            request_timeout: None,
             max_body_bytes: 16 * 1024 * 1024,
             max_message_bytes: 64 * 1024 * 1024,
-            startup_timeout: Duration::from_secs(120),
+            max_sessions: 10_000,
             session_idle_timeout: Duration::from_secs(30 * 60),
-            shutdown_timeout: Duration::from_secs(10),
+            max_in_flight: 4096,
+            access: AccessPolicy::default(),
         }
     }
 }
@@ -82,13 +98,19 @@ pub enum RunError {
     ChildExited(String, Option<i32>),
 }
 
+/// How long a request waits for a restarting child before it gets an error.
+const WAIT_FOR_RESTART: Duration = Duration::from_secs(30);
+
 /// What the HTTP handlers share.
 pub struct Bridge {
-    pub child: Child,
+    pub supervisor: Supervisor,
     pub mux: Arc<Mux>,
     pub sessions: Sessions,
-    pub hello: InitializeCache,
+    pub in_flight: Semaphore,
     pub max_body_bytes: usize,
+    pub request_timeout: Option<Duration>,
+    pub wait_for_restart: Duration,
+    pub access: AccessPolicy,
     path: String,
     path_with_slash: String,
 }
@@ -103,8 +125,8 @@ impl Bridge {
     }
 }
 
-/// Runs the bridge on `listener` until `shutdown` resolves or the child exits: starts the child,
-/// runs its handshake, prints the ready line, serves, then stops everything in order.
+/// Runs the bridge on `listener` until `shutdown` resolves or the child exits for good: starts
+/// the child, runs its handshake, prints the ready line, serves, then stops everything in order.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -112,39 +134,31 @@ pub async fn run(
 ) -> Result<(), RunError> {
     tokio::pin!(shutdown);
     let mux = Arc::new(Mux::new());
-    let limits = ChildLimits {
-        max_message_bytes: config.max_message_bytes,
-    };
-    let child = Child::spawn(&config.child, limits, mux.clone())?;
     let grace = config.shutdown_timeout;
-
-    let hello = tokio::select! {
-        hello = handshake::initialize(&child, &mux, config.startup_timeout) => hello,
-        _ = &mut shutdown => {
-            child.shutdown(grace).await;
-            return Ok(());
-        }
+    let spec = ChildSpec {
+        command: config.child.clone(),
+        limits: ChildLimits {
+            max_message_bytes: config.max_message_bytes,
+        },
+        startup_timeout: config.startup_timeout,
+        restart: config.restart,
     };
-    let hello = match hello {
-        Ok(hello) => hello,
-        Err(e) => {
-            child.shutdown(grace).await;
-            return Err(e.into());
-        }
+    let (supervisor, supervision) = tokio::select! {
+        started = Supervisor::start(spec, mux.clone()) => started?,
+        // Stopped while the server was still starting: dropping it kills it.
+        _ = &mut shutdown => return Ok(()),
     };
-    info!(
-        server = hello.server_name(),
-        protocol = hello.child_version(),
-        "the MCP server is initialized"
-    );
 
     let path = config.path.trim_end_matches('/').to_owned();
     let bridge = Arc::new(Bridge {
-        child: child.clone(),
+        supervisor,
         mux,
-        sessions: Sessions::new(config.session_idle_timeout),
-        hello,
+        sessions: Sessions::new(config.max_sessions, config.session_idle_timeout),
+        in_flight: Semaphore::new(config.max_in_flight),
         max_body_bytes: config.max_body_bytes,
+        request_timeout: config.request_timeout,
+        wait_for_restart: WAIT_FOR_RESTART,
+        access: config.access,
         path_with_slash: format!("{path}/"),
         path,
     });
@@ -167,15 +181,18 @@ pub async fn run(
             info!("stopping: finishing open requests");
             Ok(())
         }
-        exit = child.exited() => Err(RunError::ChildExited(
-            exit.description,
-            exit.status.and_then(|s| s.code()),
-        )),
+        exit = supervision => match exit {
+            Ok(Some(exit)) => Err(RunError::ChildExited(
+                exit.description,
+                exit.status.and_then(|s| s.code()),
+            )),
+            _ => Ok(()),
+        },
     };
     stop.cancel();
     let _ = server.await;
     sweeper.abort();
-    child.shutdown(grace).await;
+    bridge.supervisor.shutdown(grace).await;
     outcome
 }
 

@@ -48,6 +48,10 @@ fn main() -> ExitCode {
         };
         match run(config, listener, shutdown::signal_received()).await {
             Ok(()) => ExitCode::SUCCESS,
+            Err(RunError::ChildExited(why, Some(0))) => {
+                eprintln!("mcp-bridge: the MCP server stopped: {why}");
+                ExitCode::SUCCESS
+            }
             Err(RunError::ChildExited(why, code)) => fail(&why, code),
             Err(e) => fail(&e.to_string(), None),
         }

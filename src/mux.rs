@@ -17,10 +17,23 @@ pub struct Answer {
     pub id_span: Range<usize>,
 }
 
-/// Why a request got no answer from the child.
+/// Why a request got no answer from the child, as the JSON-RPC error its client gets.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct NoAnswer(pub String);
+#[error("{message}")]
+pub struct NoAnswer {
+    pub code: i64,
+    pub message: String,
+}
+
+impl NoAnswer {
+    /// The child is gone: every request it had is answered with this.
+    pub fn child_gone(reason: &str) -> Self {
+        Self {
+            code: crate::jsonrpc::code::CHILD_UNAVAILABLE,
+            message: format!("mcp-bridge: the MCP server did not answer: {reason}"),
+        }
+    }
+}
 
 type Waiter = oneshot::Sender<Result<Answer, NoAnswer>>;
 
@@ -62,7 +75,7 @@ impl Mux {
         let mut shard = self.shard(id);
         match &shard.closed {
             Some(reason) => {
-                let _ = sender.send(Err(NoAnswer(reason.clone())));
+                let _ = sender.send(Err(NoAnswer::child_gone(reason)));
             }
             None => {
                 shard.waiters.insert(id, sender);
@@ -100,10 +113,16 @@ impl Mux {
             };
             for waiter in waiters {
                 failed += 1;
-                let _ = waiter.send(Err(NoAnswer(reason.to_owned())));
+                let _ = waiter.send(Err(NoAnswer::child_gone(reason)));
             }
         }
         failed
+    }
+
+    /// Fails the one request waiting on `id`, if any.
+    pub fn fail(&self, id: u64, why: NoAnswer) -> bool {
+        let waiter = self.shard(id).waiters.remove(&id);
+        waiter.is_some_and(|waiter| waiter.send(Err(why)).is_ok())
     }
 
     /// Accepts requests again (a new child is ready).
@@ -140,7 +159,7 @@ impl Ticket<'_> {
     pub async fn answer(&mut self) -> Result<Answer, NoAnswer> {
         (&mut self.receiver)
             .await
-            .unwrap_or_else(|_| Err(NoAnswer("the bridge dropped the request".into())))
+            .unwrap_or_else(|_| Err(NoAnswer::child_gone("the bridge dropped the request")))
     }
 }
 
@@ -208,10 +227,23 @@ mod tests {
         let mut tickets: Vec<_> = (0..40).map(|_| mux.register()).collect();
         assert_eq!(mux.close("child exited"), 40);
         for ticket in &mut tickets {
-            assert_eq!(ticket.answer().await.unwrap_err().0, "child exited");
+            assert!(
+                ticket
+                    .answer()
+                    .await
+                    .unwrap_err()
+                    .message
+                    .ends_with("child exited")
+            );
         }
         let mut late = mux.register();
-        assert_eq!(late.answer().await.unwrap_err().0, "child exited");
+        assert!(
+            late.answer()
+                .await
+                .unwrap_err()
+                .message
+                .ends_with("child exited")
+        );
         mux.reopen();
         let mut fresh = mux.register();
         mux.complete(fresh.id, answer("ok")).unwrap();

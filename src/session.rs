@@ -1,5 +1,6 @@
 //! Sessions: the random `Mcp-Session-Id` each client gets from `initialize`, the protocol
-//! version negotiated for it, and expiry of sessions whose client never said goodbye.
+//! version negotiated for it, and the bounds on them: a maximum count (the least recently used
+//! session makes room) and expiry of sessions whose client never said goodbye.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,6 +16,7 @@ pub struct Session {
 #[derive(Debug)]
 pub struct Sessions {
     table: Mutex<HashMap<String, Session>>,
+    max_sessions: usize,
     idle_timeout: Duration,
 }
 
@@ -26,17 +28,34 @@ pub enum Lookup {
 }
 
 impl Sessions {
-    pub fn new(idle_timeout: Duration) -> Self {
+    pub fn new(max_sessions: usize, idle_timeout: Duration) -> Self {
         Self {
             table: Mutex::new(HashMap::new()),
+            max_sessions: max_sessions.max(1),
             idle_timeout,
         }
     }
 
-    /// Opens a session and returns its id: 128 bits from the OS's CSPRNG, as hex.
+    /// Opens a session and returns its id: 128 bits from the OS's CSPRNG, as hex. At the limit
+    /// the least recently used session is closed to make room, so that clients which never
+    /// DELETE cannot lock new ones out.
     pub fn create(&self, protocol_version: &'static str) -> String {
         let id = random_id();
-        self.lock().insert(
+        let mut table = self.lock();
+        if table.len() >= self.max_sessions {
+            let oldest = table
+                .iter()
+                .min_by_key(|(_, session)| session.last_seen)
+                .map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                table.remove(&oldest);
+                tracing::warn!(
+                    max_sessions = self.max_sessions,
+                    "session limit reached: closed the least recently used session"
+                );
+            }
+        }
+        table.insert(
             id.clone(),
             Session {
                 protocol_version,
@@ -46,12 +65,19 @@ impl Sessions {
         id
     }
 
-    /// Looks a session up and marks it as used now.
+    /// Looks a session up and marks it as used now. A session past its idle timeout is gone
+    /// even if the periodic sweep has not removed it yet.
     pub fn touch(&self, id: &str) -> Lookup {
-        match self.lock().get_mut(id) {
-            Some(session) => {
-                session.last_seen = Instant::now();
+        let now = Instant::now();
+        let mut table = self.lock();
+        match table.get_mut(id) {
+            Some(session) if now.duration_since(session.last_seen) < self.idle_timeout => {
+                session.last_seen = now;
                 Lookup::Found(session.protocol_version)
+            }
+            Some(_) => {
+                table.remove(id);
+                Lookup::Unknown
             }
             None => Lookup::Unknown,
         }
@@ -93,6 +119,11 @@ impl Sessions {
         }
     }
 
+    #[cfg(test)]
+    fn contains(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -115,7 +146,7 @@ mod tests {
 
     #[test]
     fn ids_are_random_hex_and_unique() {
-        let sessions = Sessions::new(Duration::from_secs(60));
+        let sessions = Sessions::new(10, Duration::from_secs(60));
         let a = sessions.create("2025-06-18");
         let b = sessions.create("2025-06-18");
         assert_ne!(a, b);
@@ -125,7 +156,7 @@ mod tests {
 
     #[test]
     fn lookup_remove_and_expiry() {
-        let sessions = Sessions::new(Duration::from_millis(30));
+        let sessions = Sessions::new(10, Duration::from_millis(30));
         let id = sessions.create("2025-03-26");
         assert_eq!(sessions.touch(&id), Lookup::Found("2025-03-26"));
         assert!(sessions.remove(&id));
@@ -138,5 +169,23 @@ mod tests {
         assert_eq!(sessions.expire_idle(), 1);
         assert_eq!(sessions.touch(&idle), Lookup::Unknown);
         assert_eq!(sessions.touch(&fresh), Lookup::Found("2025-03-26"));
+    }
+
+    #[test]
+    fn the_least_recently_used_session_makes_room() {
+        let sessions = Sessions::new(3, Duration::from_secs(60));
+        let first = sessions.create("2025-06-18");
+        std::thread::sleep(Duration::from_millis(2));
+        let second = sessions.create("2025-06-18");
+        std::thread::sleep(Duration::from_millis(2));
+        let third = sessions.create("2025-06-18");
+        std::thread::sleep(Duration::from_millis(2));
+        sessions.touch(&first);
+        let fourth = sessions.create("2025-06-18");
+        assert_eq!(sessions.len(), 3);
+        assert!(!sessions.contains(&second));
+        for kept in [&first, &third, &fourth] {
+            assert!(sessions.contains(kept));
+        }
     }
 }

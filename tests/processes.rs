@@ -5,7 +5,7 @@
 mod support;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use support::{BIN, Bridge, Http, assert_no_survivors, fixture_command, tool_text};
@@ -115,41 +115,32 @@ fn help_explains_every_flag() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crashing_child_answers_every_request_in_flight_at_once() {
+async fn with_restart_never_the_bridge_exits_with_the_servers_status() {
+    let args = fixture_args(&["--restart", "never"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut bridge = Bridge::start(&args);
+    let http = Http::new();
+    let session = http.open_session(&bridge.url).await;
+    let crash = http
+        .call_tool(&bridge.url, &session, json!("c"), "crash", json!({}))
+        .await;
+    assert_eq!(crash["error"]["code"], -32000);
+    let status = bridge.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_restart_on_failure_a_clean_exit_ends_the_bridge_cleanly() {
     let args = fixture_args(&[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut bridge = Bridge::start(&args);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
-
-    // Three calls that would take a minute, then one that crashes the child.
-    let mut slow = Vec::new();
-    for n in 0..3 {
-        let (http, url, session) = (http.clone(), bridge.url.clone(), session.clone());
-        slow.push(tokio::spawn(async move {
-            http.call_tool(&url, &session, json!(n), "sleep", json!({"ms": 60_000}))
-                .await
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let started = Instant::now();
-    let crash = http
-        .call_tool(&bridge.url, &session, json!("c"), "crash", json!({}))
+    let exit = http
+        .call_tool(&bridge.url, &session, json!(1), "exit", json!({"code": 0}))
         .await;
-    assert_eq!(crash["id"], "c");
-    let message = crash["error"]["message"].as_str().unwrap();
-    assert!(message.contains("status 3"), "{message}");
-    assert!(message.contains("fixture crashing on purpose"), "{message}");
-    for (n, call) in slow.into_iter().enumerate() {
-        let answer = call.await.unwrap();
-        assert_eq!(answer["id"], n);
-        assert_eq!(answer["error"]["code"], -32000, "{answer}");
-    }
-    assert!(started.elapsed() < Duration::from_secs(5));
-
-    // Without a restart policy the bridge ends, with the child's status.
-    let status = bridge.wait_exit(Duration::from_secs(20));
-    assert_eq!(status.code(), Some(3));
+    assert_eq!(exit["error"]["code"], -32000);
+    assert!(bridge.wait_exit(Duration::from_secs(20)).success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +195,7 @@ fn a_sigkilled_bridge_leaves_no_process_behind_not_even_grandchildren() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_by_a_signal_is_reported_as_such() {
-    let args = fixture_args(&[]);
+    let args = fixture_args(&["--restart", "never"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut bridge = Bridge::start(&args);
     let server = *bridge.descendants().last().unwrap();

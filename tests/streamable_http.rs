@@ -98,7 +98,7 @@ async fn the_curl_flow_from_the_dify_guide_works() {
         )
         .await;
     assert_eq!(after.status, StatusCode::NOT_FOUND);
-    assert_eq!(after.json()["error"]["code"], -32001);
+    assert_eq!(after.json()["error"]["code"], -32002);
     assert_eq!(after.json()["id"], 4);
 
     let log = bridge.log();
@@ -234,7 +234,7 @@ async fn sessions_are_required_and_checked() {
 
     let missing = http.post(&bridge.url, None, list).await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
-    assert_eq!(missing.json()["error"]["code"], -32001);
+    assert_eq!(missing.json()["error"]["code"], -32002);
     assert_eq!(missing.json()["id"], 7);
 
     let unknown = http.post(&bridge.url, Some("not-a-session"), list).await;
@@ -266,7 +266,7 @@ async fn sessions_are_required_and_checked() {
         )
         .await;
     assert_eq!(delete_unknown.status, StatusCode::NOT_FOUND);
-    assert_eq!(delete_unknown.json()["error"]["code"], -32001);
+    assert_eq!(delete_unknown.json()["error"]["code"], -32002);
 
     // A second initialize is a new, independent session (clients reconnect this way).
     let first = http.open_session(&bridge.url).await;

@@ -1,6 +1,7 @@
 //! The HTTP side: the accept loop (HTTP/1.1 and h2c on one port), routing by path and method,
 //! one log line per request, and the JSON-RPC error responses every endpoint shares.
 
+pub mod access;
 mod streamable;
 
 use std::convert::Infallible;
@@ -21,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::Bridge;
 use crate::jsonrpc;
+use access::Denied;
 
 pub type Body = Full<Bytes>;
 
@@ -105,7 +107,38 @@ async fn route(
     request: Request<Incoming>,
     log: &mut RequestLog,
 ) -> Response<Body> {
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let mut response = route_allowed(bridge, request, log).await;
+    bridge
+        .access
+        .add_cors_headers(origin.as_ref(), response.headers_mut());
+    response
+}
+
+async fn route_allowed(
+    bridge: &Bridge,
+    request: Request<Incoming>,
+    log: &mut RequestLog,
+) -> Response<Body> {
     let path = request.uri().path();
+    if path.starts_with("/.well-known/oauth-") {
+        // Dify probes these after a 401; a fast 404 tells it there is no OAuth to discover.
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            jsonrpc::code::INVALID_REQUEST,
+            "this bridge has no OAuth: send its token as Authorization: Bearer <token> or X-API-Key: <token>",
+        );
+    }
+    if request.method() == Method::OPTIONS && bridge.access.cors_enabled() {
+        let mut response = Response::new(Body::default());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        bridge.access.add_preflight_headers(response.headers_mut());
+        return response;
+    }
+    if let Err(denied) = bridge.access.check(&request) {
+        return refuse(denied);
+    }
     if !bridge.is_endpoint(path) {
         let message = format!(
             "no MCP endpoint at {path}; this bridge serves {}",
@@ -137,6 +170,35 @@ async fn route(
                 .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
             response
         }
+    }
+}
+
+fn refuse(denied: Denied) -> Response<Body> {
+    match denied {
+        Denied::MissingOrWrongToken => {
+            let mut response = rpc_error(
+                StatusCode::UNAUTHORIZED,
+                None,
+                jsonrpc::code::UNAUTHORIZED,
+                "missing or wrong token: send Authorization: Bearer <token> or X-API-Key: <token>",
+            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        }
+        Denied::Origin(origin) => rpc_error(
+            StatusCode::FORBIDDEN,
+            None,
+            jsonrpc::code::UNAUTHORIZED,
+            &format!("requests from origin {origin:?} are not allowed (see --allow-origin)"),
+        ),
+        Denied::Host(host) => rpc_error(
+            StatusCode::FORBIDDEN,
+            None,
+            jsonrpc::code::UNAUTHORIZED,
+            &format!("requests for host {host:?} are not allowed (see --allowed-host)"),
+        ),
     }
 }
 

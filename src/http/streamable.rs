@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::{Body, Reject, RequestLog, SESSION_HEADER, accepted, json, rpc_error};
 use crate::Bridge;
@@ -15,13 +15,25 @@ use crate::jsonrpc::{self, Id, Kind, code};
 use crate::protocol;
 use crate::session::Lookup;
 
+/// How the client wants a request's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    /// The client accepts only `text/event-stream`: the answer goes out as one SSE event.
+    EventStream,
+}
+
 pub async fn post(
     bridge: &Bridge,
     request: Request<Incoming>,
     log: &mut RequestLog,
 ) -> Response<Body> {
-    let session = match session_header(request.headers()) {
-        Ok(session) => session.map(str::to_owned),
+    let headers = request.headers();
+    let checked = check_content_type(headers)
+        .and_then(|()| answer_format(headers))
+        .and_then(|format| Ok((format, session_header(headers)?.map(str::to_owned))));
+    let (format, session) = match checked {
+        Ok(checked) => checked,
         Err(reject) => return reject.into_response(),
     };
     let body = match read_body(request, bridge.max_body_bytes).await {
@@ -43,7 +55,7 @@ pub async fn post(
 
     match &message.kind {
         Kind::Request { id, method } if method == "initialize" => {
-            return initialize(bridge, id, message.params, log);
+            return initialize(bridge, id, message.params, format, log).await;
         }
         Kind::Request { id, method } if method == "server/discover" && session.is_none() => {
             // The stateless 2026 revision's probe: a 400 carrying a JSON-RPC error makes the
@@ -75,7 +87,7 @@ pub async fn post(
     log.session = Some(session);
 
     match message.kind {
-        Kind::Request { id, .. } => forward_request(bridge, &body, &id).await,
+        Kind::Request { id, .. } => forward_request(bridge, &body, &id, format).await,
         Kind::Notification { method } if method == "notifications/initialized" => {
             // The bridge already told the child once, at start.
             accepted()
@@ -86,10 +98,14 @@ pub async fn post(
             debug!("not forwarding notifications/cancelled: request ids are not mapped yet");
             accepted()
         }
-        Kind::Notification { .. } => {
-            let line = jsonrpc::to_line(&body);
-            if let Err(gone) = bridge.child.send(line).await {
-                debug!("notification not delivered: {gone}");
+        Kind::Notification { method } => {
+            match bridge.supervisor.current() {
+                Some(serving) => {
+                    if let Err(gone) = serving.child.send(jsonrpc::to_line(&body)).await {
+                        debug!("{method} not delivered: {gone}");
+                    }
+                }
+                None => warn!("{method} not delivered: the MCP server is restarting"),
             }
             accepted()
         }
@@ -128,16 +144,21 @@ pub fn delete(
     }
 }
 
-fn initialize(
+async fn initialize(
     bridge: &Bridge,
     id: &Id<'_>,
     params: Option<&RawValue>,
+    format: Format,
     log: &mut RequestLog,
 ) -> Response<Body> {
+    let serving = match bridge.supervisor.serving(bridge.wait_for_restart).await {
+        Ok(serving) => serving,
+        Err(reason) => return child_unavailable(id, &reason, format),
+    };
     let requested = protocol::requested_version(params);
-    let (answer, version) = bridge.hello.answer(id.raw, requested.as_deref());
+    let (answer, version) = serving.hello.answer(id.raw, requested.as_deref());
     let session = bridge.sessions.create(version);
-    let mut response = json(StatusCode::OK, answer);
+    let mut response = respond(format, answer);
     response.headers_mut().insert(
         SESSION_HEADER,
         HeaderValue::from_str(&session).expect("hex is a valid header value"),
@@ -148,30 +169,163 @@ fn initialize(
 
 /// Sends the request to the child under a fresh bridge id and answers with the child's answer,
 /// the client's own id put back in place.
-async fn forward_request(bridge: &Bridge, body: &[u8], id: &Id<'_>) -> Response<Body> {
-    let mut ticket = bridge.mux.register();
-    let line = jsonrpc::to_line_with_id(
-        body,
-        id.span.clone(),
-        itoa::Buffer::new().format(ticket.id).as_bytes(),
-    );
-    let outcome = match bridge.child.send(line).await {
-        Ok(()) => ticket.answer().await.map_err(|no_answer| no_answer.0),
-        Err(gone) => Err(gone.0),
+async fn forward_request(
+    bridge: &Bridge,
+    body: &[u8],
+    id: &Id<'_>,
+    format: Format,
+) -> Response<Body> {
+    let Ok(_permit) = bridge.in_flight.try_acquire() else {
+        let mut response = rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(id.raw),
+            code::OVERLOADED,
+            "too many requests in flight (--max-in-flight); retry shortly",
+        );
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
     };
-    match outcome {
-        Ok(answer) => json(
-            StatusCode::OK,
+    let serving = match bridge.supervisor.serving(bridge.wait_for_restart).await {
+        Ok(serving) => serving,
+        Err(reason) => return child_unavailable(id, &reason, format),
+    };
+    let mut ticket = bridge.mux.register();
+    let bridge_id = itoa::Buffer::new().format(ticket.id).to_owned();
+    let line = jsonrpc::to_line_with_id(body, id.span.clone(), bridge_id.as_bytes());
+    if let Err(gone) = serving.child.send(line).await {
+        return child_unavailable(id, &gone.0, format);
+    }
+    let answer = match bridge.request_timeout {
+        None => ticket.answer().await,
+        Some(limit) => match tokio::time::timeout(limit, ticket.answer()).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                // Tell the child to stop working on it; its late answer will find no taker.
+                let cancel = format!(
+                    r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{bridge_id},"reason":"mcp-bridge: no answer within {limit:?}"}}}}"#
+                );
+                let _ = serving
+                    .child
+                    .send(jsonrpc::to_line(cancel.as_bytes()))
+                    .await;
+                let message = format!(
+                    "mcp-bridge: the MCP server did not answer within {limit:?} (--request-timeout)"
+                );
+                let error = jsonrpc::error_response(Some(id.raw), code::REQUEST_TIMEOUT, &message);
+                return respond(format, error);
+            }
+        },
+    };
+    match answer {
+        Ok(answer) => respond(
+            format,
             jsonrpc::with_id(&answer.line, answer.id_span, id.raw.as_bytes()),
         ),
-        // The request was fine; the child could not answer it. A JSON-RPC error in a 200 lets
-        // every client show the reason, where a 5xx would surface as a bare transport failure.
-        Err(reason) => rpc_error(
-            StatusCode::OK,
-            Some(id.raw),
-            code::CHILD_UNAVAILABLE,
-            &format!("mcp-bridge: the MCP server did not answer: {reason}"),
+        Err(no_answer) => respond(
+            format,
+            jsonrpc::error_response(Some(id.raw), no_answer.code, &no_answer.message),
         ),
+    }
+}
+
+/// The request was fine; the child could not answer it. A JSON-RPC error in a 200 lets every
+/// client show the reason, where a 5xx would surface as a bare transport failure.
+fn child_unavailable(id: &Id<'_>, reason: &str, format: Format) -> Response<Body> {
+    let message = format!("mcp-bridge: the MCP server did not answer: {reason}");
+    respond(
+        format,
+        jsonrpc::error_response(Some(id.raw), code::CHILD_UNAVAILABLE, &message),
+    )
+}
+
+/// A `200` carrying one JSON-RPC message, as JSON or as a single SSE event.
+fn respond(format: Format, message: Bytes) -> Response<Body> {
+    match format {
+        Format::Json => json(StatusCode::OK, message),
+        Format::EventStream => {
+            let mut event = Vec::with_capacity(message.len() + 24);
+            event.extend_from_slice(b"event: message\ndata: ");
+            event.extend_from_slice(&message);
+            event.extend_from_slice(b"\n\n");
+            let mut response = Response::new(Body::new(Bytes::from(event)));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            response.headers_mut().insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+            response
+        }
+    }
+}
+
+/// A body that says it is not JSON gets `415`; no Content-Type at all is taken as JSON.
+fn check_content_type(headers: &HeaderMap) -> Result<(), Reject> {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media_type = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media_type == "application/json" || media_type.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(Reject::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code::INVALID_REQUEST,
+            format!("Content-Type {media_type:?} is not JSON: send Content-Type: application/json"),
+        ))
+    }
+}
+
+/// JSON unless the client's Accept rules JSON out; `406` when it rules out SSE too.
+fn answer_format(headers: &HeaderMap) -> Result<Format, Reject> {
+    let mut any = false;
+    let (mut json, mut event_stream) = (false, false);
+    for value in headers.get_all(http::header::ACCEPT) {
+        any = true;
+        for range in value.to_str().unwrap_or("").split(',') {
+            let mut parts = range.split(';');
+            let media_range = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            if refused {
+                continue;
+            }
+            match media_range.as_str() {
+                "*/*" | "application/*" => json = true,
+                "application/json" => json = true,
+                "text/event-stream" | "text/*" => event_stream = true,
+                _ => {}
+            }
+            if media_range == "*/*" {
+                event_stream = true;
+            }
+        }
+    }
+    if !any || json {
+        Ok(Format::Json)
+    } else if event_stream {
+        Ok(Format::EventStream)
+    } else {
+        Err(Reject::new(
+            StatusCode::NOT_ACCEPTABLE,
+            code::INVALID_REQUEST,
+            "the Accept header allows neither application/json nor text/event-stream",
+        ))
     }
 }
 

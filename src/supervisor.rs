@@ -1,0 +1,194 @@
+//! Supervision: starts the child and runs its handshake, restarts it with exponential backoff
+//! when it dies (as the restart policy says), and tells the HTTP side which child serves now.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::RunError;
+use crate::child::{Child, ChildCommand, ChildLimits, Exit};
+use crate::handshake;
+use crate::mux::Mux;
+use crate::protocol::InitializeCache;
+
+/// When to start the server again after it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RestartPolicy {
+    /// After a non-zero exit or a signal; a clean exit (status 0) ends the bridge.
+    OnFailure,
+    /// After every exit.
+    Always,
+    /// Never: the bridge ends with the server's status.
+    Never,
+}
+
+impl RestartPolicy {
+    fn restarts_after(self, exit: &Exit) -> bool {
+        match self {
+            RestartPolicy::Always => true,
+            RestartPolicy::Never => false,
+            RestartPolicy::OnFailure => !exit.status.is_some_and(|s| s.success()),
+        }
+    }
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A child that ran this long was healthy: its next crash starts the backoff over.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// A child that completed its handshake, and what it answered.
+#[derive(Debug)]
+pub struct Serving {
+    pub child: Child,
+    pub hello: InitializeCache,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Ready(Arc<Serving>),
+    Down(String),
+    Stopped(String),
+}
+
+/// How the child is started, every time.
+#[derive(Debug, Clone)]
+pub struct ChildSpec {
+    pub command: ChildCommand,
+    pub limits: ChildLimits,
+    pub startup_timeout: Duration,
+    pub restart: RestartPolicy,
+}
+
+pub struct Supervisor {
+    state: watch::Receiver<State>,
+    stop: CancellationToken,
+}
+
+impl Supervisor {
+    /// Starts the first child and waits for its handshake; a failure here is the caller's to
+    /// report (a server that never started is a configuration problem, not a crash).
+    /// The returned task ends with the child's last exit when the policy says not to restart.
+    pub async fn start(
+        spec: ChildSpec,
+        mux: Arc<Mux>,
+    ) -> Result<(Supervisor, tokio::task::JoinHandle<Option<Exit>>), RunError> {
+        let serving = Arc::new(start_child(&spec, &mux).await?);
+        let (state_tx, state) = watch::channel(State::Ready(serving.clone()));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(supervise(serving, spec, mux, state_tx, stop.clone()));
+        Ok((Supervisor { state, stop }, task))
+    }
+
+    /// The child serving now, if one is.
+    pub fn current(&self) -> Option<Arc<Serving>> {
+        match &*self.state.borrow() {
+            State::Ready(serving) => Some(serving.clone()),
+            _ => None,
+        }
+    }
+
+    /// The child serving now, waiting up to `wait` while one is being restarted.
+    pub async fn serving(&self, wait: Duration) -> Result<Arc<Serving>, String> {
+        if let Some(serving) = self.current() {
+            return Ok(serving);
+        }
+        let mut state = self.state.clone();
+        let waited =
+            tokio::time::timeout(wait, state.wait_for(|s| !matches!(s, State::Down(_)))).await;
+        match waited {
+            Ok(Ok(state)) => match &*state {
+                State::Ready(serving) => Ok(serving.clone()),
+                State::Stopped(reason) | State::Down(reason) => Err(reason.clone()),
+            },
+            Ok(Err(_)) => Err("the bridge is stopping".into()),
+            Err(_) => {
+                let reason = match &*self.state.borrow() {
+                    State::Down(reason) | State::Stopped(reason) => reason.clone(),
+                    State::Ready(_) => String::new(),
+                };
+                Err(format!(
+                    "the MCP server is restarting and was not back within {wait:?} ({reason})"
+                ))
+            }
+        }
+    }
+
+    /// Stops restarting and stops the current child.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop.cancel();
+        if let Some(serving) = self.current() {
+            serving.child.shutdown(grace).await;
+        }
+    }
+}
+
+async fn start_child(spec: &ChildSpec, mux: &Arc<Mux>) -> Result<Serving, RunError> {
+    let child = Child::spawn(&spec.command, spec.limits, mux.clone())?;
+    // The previous child's death closed the mux; this one's handshake needs it open.
+    mux.reopen();
+    match handshake::initialize(&child, mux, spec.startup_timeout).await {
+        Ok(hello) => {
+            info!(
+                server = hello.server_name(),
+                protocol = hello.child_version(),
+                "the MCP server is initialized"
+            );
+            Ok(Serving { child, hello })
+        }
+        Err(e) => {
+            child.shutdown(Duration::from_secs(2)).await;
+            Err(e.into())
+        }
+    }
+}
+
+async fn supervise(
+    mut serving: Arc<Serving>,
+    spec: ChildSpec,
+    mux: Arc<Mux>,
+    state: watch::Sender<State>,
+    stop: CancellationToken,
+) -> Option<Exit> {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let started = Instant::now();
+        let exit = tokio::select! {
+            exit = serving.child.exited() => exit,
+            _ = stop.cancelled() => return None,
+        };
+        if stop.is_cancelled() {
+            return None;
+        }
+        if !spec.restart.restarts_after(&exit) {
+            state.send_replace(State::Stopped(exit.description.clone()));
+            return Some(exit);
+        }
+        state.send_replace(State::Down(exit.description.clone()));
+        if started.elapsed() >= HEALTHY_RUN {
+            backoff = FIRST_BACKOFF;
+        }
+        serving = loop {
+            warn!("restarting the MCP server in {backoff:?}");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.cancelled() => return None,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            let started = tokio::select! {
+                started = start_child(&spec, &mux) => started,
+                // Dropping the half-started child kills its process group.
+                _ = stop.cancelled() => return None,
+            };
+            match started {
+                Ok(serving) => break Arc::new(serving),
+                Err(e) => error!("the MCP server did not restart: {e}"),
+            }
+        };
+        state.send_replace(State::Ready(serving.clone()));
+        info!("the MCP server is serving again");
+    }
+}
