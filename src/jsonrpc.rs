@@ -34,8 +34,9 @@ pub mod code {
 struct Envelope<'a> {
     #[serde(borrow, default)]
     jsonrpc: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
+    /// `Some(None)` is `"id": null`, which differs from no id at all (a notification).
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<Option<&'a RawValue>>,
     #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -44,6 +45,13 @@ struct Envelope<'a> {
     result: Option<&'a RawValue>,
     #[serde(borrow, default)]
     error: Option<&'a RawValue>,
+}
+
+fn present<'de, D>(deserializer: D) -> Result<Option<Option<&'de RawValue>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<&'de RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// What a message is, judged by which fields it carries.
@@ -146,7 +154,12 @@ fn parse_envelope(buf: &[u8], require_version: bool) -> Result<Message<'_>, Inva
     if !version_ok {
         return Err(Invalid::NotJsonRpc(r#""jsonrpc" must be "2.0""#.into()));
     }
-    let id = envelope.id.map(|raw| Id {
+    if require_version && envelope.method.is_some() && matches!(envelope.id, Some(None)) {
+        return Err(Invalid::NotJsonRpc(
+            "\"id\" must not be null: omit it for a notification".into(),
+        ));
+    }
+    let id = envelope.id.flatten().map(|raw| Id {
         raw: raw.get(),
         span: span_of(buf, raw.get()),
     });
@@ -386,6 +399,10 @@ mod tests {
             parse_from_client(br#"{"id":1,"method":"x"}"#),
             Err(Invalid::NotJsonRpc(_))
         ));
+        assert!(matches!(
+            parse_from_client(br#"{"jsonrpc":"2.0","id":null,"method":"x"}"#),
+            Err(Invalid::NotJsonRpc(_))
+        ));
         for good in [r#"0"#, r#"-7"#, r#""1""#, r#""""#] {
             let body = format!(r#"{{"jsonrpc":"2.0","id":{good},"method":"x"}}"#);
             assert!(parse_from_client(body.as_bytes()).is_ok(), "{good}");
@@ -442,5 +459,36 @@ mod tests {
         assert_eq!(v["error"]["message"], "bad \"quote\"");
         let v: serde_json::Value = serde_json::from_slice(&error_response(None, -1, "x")).unwrap();
         assert!(v["id"].is_null());
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn parsing_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+                let _ = parse(&bytes);
+                let _ = parse_from_client(&bytes);
+                let _ = sniff_bridge_id(&bytes, &bytes);
+            }
+
+            #[test]
+            fn splicing_an_id_in_and_back_out_restores_the_message(
+                id in prop_oneof![any::<i64>().prop_map(|n| n.to_string()), "[a-z0-9 ]{0,12}".prop_map(|s| format!("{s:?}"))],
+                text in ".{0,40}",
+                bridge_id in any::<u64>(),
+            ) {
+                let message = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"text":{}}}}}"#, json_string(&text));
+                let parsed = parse_from_client(message.as_bytes()).unwrap();
+                let Kind::Request { id: original, .. } = parsed.kind else { panic!("a request") };
+                let line = to_line_with_id(message.as_bytes(), original.span.clone(), bridge_id.to_string().as_bytes());
+                let forwarded = parse(&line).unwrap();
+                let Kind::Request { id: rewritten, .. } = forwarded.kind else { panic!("a request") };
+                prop_assert_eq!(rewritten.as_bridge_id(), Some(bridge_id));
+                let back = with_id(&line, rewritten.span.clone(), original.raw.as_bytes());
+                prop_assert_eq!(&back[..], message.as_bytes());
+            }
+        }
     }
 }
