@@ -77,8 +77,9 @@ pub struct Exit {
 /// memory when the child stops reading.
 const STDIN_QUEUE: usize = 4096;
 /// How long stdout may stay open after the process exited (or the reverse) before the bridge
-/// treats the child as gone.
-const EXIT_SETTLE: Duration = Duration::from_millis(500);
+/// treats the child as gone: long enough to read answers already in the pipe, short enough
+/// that requests in flight hear about the exit at once.
+const EXIT_SETTLE: Duration = Duration::from_millis(50);
 const STDOUT_READ_CHUNK: usize = 256 * 1024;
 
 /// A running child. Cloning the handle is cheap; the process is killed with its whole process
@@ -190,6 +191,11 @@ impl Child {
                 status: None,
             },
         }
+    }
+
+    /// Kills the child's whole process group at once.
+    pub fn kill(&self) {
+        self.group.kill();
     }
 
     /// Stops the child politely, then firmly: close its stdin (the stdio way of saying "done"),

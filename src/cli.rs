@@ -19,9 +19,9 @@ Examples:
       Bridge any stdio MCP server; everything after `--` is the command, run without a shell.
   mcp-bridge --port 9000 --env API_KEY=secret --cwd /srv/tools -- uvx mcp-server-time
       Pick the port, pass environment variables and a working directory to the server.
-  mcp-bridge --host 0.0.0.0 -- python3 my_server.py
+  mcp-bridge --host 0.0.0.0 --auth-token \"$TOKEN\" -- python3 my_server.py
       Listen on every interface, e.g. for self-hosted Dify in Docker
-      (URL http://host.docker.internal:8000/mcp).
+      (URL http://host.docker.internal:8000/mcp, header Authorization: Bearer $TOKEN).
 
 Then paste http://127.0.0.1:8000/mcp (or your public URL, ending in /mcp) into Dify, or point
 any MCP client that speaks Streamable HTTP at it.";

@@ -163,6 +163,8 @@ async fn supervise(
         if stop.is_cancelled() {
             return None;
         }
+        // Whatever of it may linger (a grandchild holding stdout) goes before a new one starts.
+        serving.child.kill();
         if !spec.restart.restarts_after(&exit) {
             state.send_replace(State::Stopped(exit.description.clone()));
             return Some(exit);

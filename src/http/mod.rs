@@ -13,10 +13,11 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -25,6 +26,10 @@ use crate::jsonrpc;
 use access::Denied;
 
 pub type Body = Full<Bytes>;
+
+/// Open connections at most; each costs a task and buffers.
+const MAX_CONNECTIONS: usize = 16 * 1024;
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The session header, lower-cased as HTTP/2 requires and hyper stores it.
 pub const SESSION_HEADER: &str = "mcp-session-id";
@@ -36,9 +41,19 @@ pub async fn serve(
     stop: CancellationToken,
     drain: Duration,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that opens a connection and never finishes its headers must not hold it forever.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // At the limit, new connections wait in the listen backlog instead of using memory.
+        let Ok(slot) = connections.clone().acquire_owned().await else {
+            break;
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => stream,
@@ -66,6 +81,7 @@ pub async fn serve(
             if let Err(e) = connection.await {
                 debug!("connection ended with an error: {e}");
             }
+            drop(slot);
         });
     }
     drop(listener);
