@@ -22,13 +22,6 @@ fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-fn fixture_args(extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    args.push("--".into());
-    args.extend(fixture_command());
-    args
-}
-
 #[test]
 fn a_missing_command_is_a_one_line_error_and_exit_1() {
     let (code, stderr) = run_to_exit(&["--port", "0", "--", "/no/such/mcp-server", "--flag"]);
@@ -116,9 +109,7 @@ fn help_explains_every_flag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_restart_never_the_bridge_exits_with_the_servers_status() {
-    let args = fixture_args(&["--restart", "never"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut bridge = Bridge::start(&args);
+    let mut bridge = Bridge::fixture(&["--restart", "never"]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
     let crash = http
@@ -131,9 +122,7 @@ async fn with_restart_never_the_bridge_exits_with_the_servers_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_restart_on_failure_a_clean_exit_ends_the_bridge_cleanly() {
-    let args = fixture_args(&[]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut bridge = Bridge::start(&args);
+    let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
     let exit = http
@@ -146,9 +135,8 @@ async fn with_restart_on_failure_a_clean_exit_ends_the_bridge_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_open_requests_finish_then_stops_the_child() {
     // A child that ignores its stdin closing, so the bridge has to escalate to SIGTERM.
-    let args = fixture_args(&["--shutdown-timeout", "1"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut bridge = Bridge::start_with(&args, &[("FIXTURE_IGNORE_EOF", "1")]);
+    let mut bridge =
+        Bridge::fixture_with(&["--shutdown-timeout", "1"], &[("FIXTURE_IGNORE_EOF", "1")]);
     assert!(!bridge.descendants().is_empty());
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
@@ -195,9 +183,7 @@ fn a_sigkilled_bridge_leaves_no_process_behind_not_even_grandchildren() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_by_a_signal_is_reported_as_such() {
-    let args = fixture_args(&["--restart", "never"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut bridge = Bridge::start(&args);
+    let mut bridge = Bridge::fixture(&["--restart", "never"]);
     let server = *bridge.descendants().last().unwrap();
     unsafe {
         libc::kill(server, libc::SIGKILL);

@@ -10,14 +10,6 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{Bridge, Http, fixture_command, initialize_body, tool_text};
 
-fn fixture_bridge(extra: &[&str]) -> Bridge {
-    let command = fixture_command();
-    let mut args: Vec<&str> = extra.to_vec();
-    args.push("--");
-    args.extend(command.iter().map(String::as_str));
-    Bridge::start(&args)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_curl_flow_from_the_dify_guide_works() {
     let mut bridge = Bridge::start(&["--demo"]);
@@ -111,7 +103,7 @@ async fn the_curl_flow_from_the_dify_guide_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_are_negotiated_per_client_never_above_the_child() {
-    let mut bridge = fixture_bridge(&[]);
+    let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
     for (asked, answered) in [
         ("2025-06-18", "2025-06-18"), // Dify: must never see 2025-11-25
@@ -155,7 +147,7 @@ async fn versions_are_negotiated_per_client_never_above_the_child() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_come_back_exactly_as_sent() {
-    let mut bridge = fixture_bridge(&[]);
+    let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
     for id in [
@@ -196,7 +188,7 @@ async fn ids_come_back_exactly_as_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sessions_with_the_same_ids_get_their_own_answers() {
-    let mut bridge = fixture_bridge(&[]);
+    let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
     let mut tasks = Vec::new();
     for client in 0..40 {
@@ -506,7 +498,7 @@ async fn bodies_over_the_limit_are_413() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junk_on_the_childs_stdout_is_skipped_with_a_warning() {
-    let mut bridge = fixture_bridge(&[]);
+    let mut bridge = Bridge::fixture(&[]);
     // The banner printed before the handshake did not stop the bridge from starting.
     assert!(
         bridge.log().contains("not a JSON-RPC message"),
@@ -529,7 +521,7 @@ async fn junk_on_the_childs_stdout_is_skipped_with_a_warning() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_reach_the_child_but_initialized_only_once() {
-    let mut bridge = fixture_bridge(&[]);
+    let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
     let a = http.open_session(&bridge.url).await;
     let _b = http.open_session(&bridge.url).await;
@@ -568,7 +560,7 @@ async fn notifications_reach_the_child_but_initialized_only_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_childs_own_requests_are_answered_by_the_bridge() {
-    let mut bridge = fixture_bridge(&[]);
+    let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
     let ping = http
@@ -616,7 +608,7 @@ async fn env_and_cwd_reach_the_child() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_results_pass_through_whole() {
-    let mut bridge = fixture_bridge(&[]);
+    let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
     let answer = http

@@ -10,15 +10,7 @@ use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
 use serde_json::{Value, json};
-use support::{Bridge, Http, fixture_command, is_alive, tool_text};
-
-fn fixture_bridge(extra: &[&str]) -> Bridge {
-    let command = fixture_command();
-    let mut args: Vec<&str> = extra.to_vec();
-    args.push("--");
-    args.extend(command.iter().map(String::as_str));
-    Bridge::start(&args)
-}
+use support::{Bridge, Http, is_alive, tool_text};
 
 /// The server process: the guard's only child.
 fn server_pid(bridge: &Bridge) -> i32 {
@@ -40,7 +32,7 @@ fn rss_kib(pid: i32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_sigkilled_under_load_leaves_no_request_unanswered_and_comes_back() {
-    let mut bridge = fixture_bridge(&[]);
+    let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
     let first_server = server_pid(&bridge);
@@ -123,7 +115,7 @@ async fn a_server_sigkilled_under_load_leaves_no_request_unanswered_and_comes_ba
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_tool_fails_only_the_calls_in_flight_and_restarts_back_off() {
-    let mut bridge = fixture_bridge(&[]);
+    let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
     let mut slow = Vec::new();
@@ -184,7 +176,7 @@ async fn a_crashing_tool_fails_only_the_calls_in_flight_and_restarts_back_off() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_always_restarts_after_a_clean_exit_too() {
-    let mut bridge = fixture_bridge(&["--restart", "always"]);
+    let mut bridge = Bridge::fixture(&["--restart", "always"]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
     http.call_tool(&bridge.url, &session, json!(1), "exit", json!({"code": 0}))
@@ -204,7 +196,7 @@ async fn restart_always_restarts_after_a_clean_exit_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_timeout_answers_the_client_and_cancels_at_the_child() {
-    let mut bridge = fixture_bridge(&["--request-timeout", "0.5"]);
+    let mut bridge = Bridge::fixture(&["--request-timeout", "0.5"]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
     let started = Instant::now();
@@ -244,7 +236,7 @@ async fn a_request_timeout_answers_the_client_and_cancels_at_the_child() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_over_the_message_limit_fail_their_request_only() {
-    let mut bridge = fixture_bridge(&["--max-message-bytes", "1MiB"]);
+    let mut bridge = Bridge::fixture(&["--max-message-bytes", "1MiB"]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
     for id_last in [false, true] {
@@ -285,7 +277,7 @@ async fn answers_over_the_message_limit_fail_their_request_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_in_flight_bound_clients_get_503_with_retry_after() {
-    let mut bridge = fixture_bridge(&["--max-in-flight", "2"]);
+    let mut bridge = Bridge::fixture(&["--max-in-flight", "2"]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
     let mut slow = Vec::new();

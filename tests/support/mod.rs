@@ -41,6 +41,19 @@ pub struct Bridge {
 }
 
 impl Bridge {
+    /// Starts the bridge on the Python fixture server: `mcp-bridge --port 0 EXTRA... -- fixture`.
+    pub fn fixture(extra: &[&str]) -> Bridge {
+        Self::fixture_with(extra, &[])
+    }
+
+    pub fn fixture_with(extra: &[&str], env: &[(&str, &str)]) -> Bridge {
+        let command = fixture_command();
+        let mut args: Vec<&str> = extra.to_vec();
+        args.push("--");
+        args.extend(command.iter().map(String::as_str));
+        Self::start_with(&args, env)
+    }
+
     /// Starts `mcp-bridge --port 0 ARGS...` and waits for its ready line.
     pub fn start(args: &[&str]) -> Bridge {
         Self::start_with(args, &[])
