@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::jsonrpc::{self, Kind};
+use crate::jsonrpc::{self, IdAt, Kind};
 use crate::mux::{Answer, Mux, NoAnswer};
 
 /// What to run, exactly as the user gave it: no shell in between.
@@ -373,30 +373,52 @@ async fn read_stdout(
     let mut buffer = BytesMut::with_capacity(STDOUT_READ_CHUNK);
     // Bytes of the current line already scanned for a newline, so long lines are scanned once.
     let mut scanned = 0;
+    // The earlier pieces of a long line: cut off the buffer as they fill, never joined.
+    let mut pieces: Vec<Bytes> = Vec::new();
+    let mut pieces_len = 0;
     // While a line over the limit is being thrown away: what is known of it.
     let mut oversized: Option<Oversized> = None;
     loop {
         if let Some(pos) = memchr::memchr(b'\n', &buffer[scanned..]) {
-            let line = buffer.split_to(scanned + pos + 1).freeze();
+            let end = buffer.split_to(scanned + pos + 1).freeze();
             scanned = 0;
             if let Some(dropped) = oversized.take() {
-                dropped.finish(&line, &name, limits, &mux);
-                continue;
+                dropped.finish(&end, &name, limits, &mux);
+            } else if pieces.is_empty() {
+                dispatch(end, &name, &mux, &stdin).await;
+            } else {
+                pieces.push(end);
+                pieces_len = 0;
+                dispatch_long(std::mem::take(&mut pieces), &name, &mux, &stdin).await;
             }
-            dispatch(line, &name, &mux, &stdin).await;
             continue;
         }
         scanned = buffer.len();
         // Once a line is known to be too long, every further piece of it is dropped at once.
-        if scanned > limits.max_message_bytes || (oversized.is_some() && scanned > 0) {
-            oversized
-                .get_or_insert_with(|| Oversized::starting_with(&buffer))
-                .discard(&buffer);
+        if pieces_len + scanned > limits.max_message_bytes || (oversized.is_some() && scanned > 0) {
+            let dropped = oversized.get_or_insert_with(|| {
+                Oversized::starting_with(pieces.first().map_or(&buffer[..], |p| &p[..]))
+            });
+            for piece in pieces.drain(..) {
+                dropped.discard(&piece);
+            }
+            pieces_len = 0;
+            dropped.discard(&buffer);
             buffer.clear();
+            scanned = 0;
+        } else if scanned >= LONG_LINE_PIECE {
+            pieces_len += scanned;
+            pieces.push(buffer.split().freeze());
             scanned = 0;
         }
         if buffer.capacity() - buffer.len() < STDOUT_READ_CHUNK / 4 {
-            buffer.reserve(STDOUT_READ_CHUNK);
+            // A long line gets whole fresh pieces, so its bytes are never moved to grow a buffer.
+            let want = if pieces.is_empty() {
+                STDOUT_READ_CHUNK
+            } else {
+                LONG_LINE_PIECE
+            };
+            buffer.reserve(want);
         }
         match stdout.read_buf(&mut buffer).await {
             Ok(0) => break,
@@ -407,15 +429,53 @@ async fn read_stdout(
             }
         }
     }
-    if !buffer.is_empty() {
-        dispatch(buffer.freeze(), &name, &mux, &stdin).await;
+    if oversized.is_none() && !(buffer.is_empty() && pieces.is_empty()) {
+        pieces.push(buffer.freeze());
+        dispatch(Bytes::from(pieces.concat()), &name, &mux, &stdin).await;
+    }
+}
+
+/// A line longer than this is kept in pieces of this size.
+const LONG_LINE_PIECE: usize = 1024 * 1024;
+/// A long line's last piece is made at least this long, so its closing `"id":N}` is in it.
+const LONG_LINE_TAIL: usize = 256;
+
+/// Routes a long line without joining or parsing it when it can be recognised as an answer by
+/// its ends (see [`jsonrpc::sniff_response`]); anything else is joined and dispatched as usual.
+async fn dispatch_long(mut pieces: Vec<Bytes>, name: &str, mux: &Mux, stdin: &mpsc::Sender<Bytes>) {
+    let mut last = pieces.pop().expect("a long line has pieces");
+    last.truncate(last.trim_ascii_end().len());
+    if last.len() < LONG_LINE_TAIL {
+        let previous = pieces.pop().expect("a long line has several pieces");
+        last = Bytes::from([previous, last].concat());
+    }
+    pieces.push(last);
+    let first = &pieces[0];
+    let last = &pieces[pieces.len() - 1];
+    let Some(sniffed) = jsonrpc::sniff_response(&first[..first.len().min(SNIFF_BYTES)], last)
+    else {
+        dispatch(Bytes::from(pieces.concat()), name, mux, stdin).await;
+        return;
+    };
+    let (id_piece, id_span) = match sniffed.at {
+        IdAt::Start(span) => (0, span),
+        IdAt::End(span) => (pieces.len() - 1, span),
+    };
+    let answer = Answer {
+        pieces,
+        id_piece,
+        id_span,
+    };
+    if mux.complete(sniffed.bridge_id, answer).is_err() {
+        warn!(child = %name, "dropping an answer to id {}: no request is waiting for it (the client left)", sniffed.bridge_id);
     }
 }
 
 /// A stdout line over the size limit, thrown away as it arrives. Its id is looked for near its
 /// start and end, so that the request it answers gets an error instead of waiting forever.
 struct Oversized {
-    id_from_start: Option<u64>,
+    /// The line's first bytes, where its top-level keys (and often its id) are.
+    start: Vec<u8>,
     bytes: usize,
     /// The last bytes seen, where a trailing `"id":N}` would be.
     tail: Vec<u8>,
@@ -427,7 +487,7 @@ const TAIL_BYTES: usize = 64;
 impl Oversized {
     fn starting_with(start: &[u8]) -> Self {
         Self {
-            id_from_start: jsonrpc::sniff_bridge_id(&start[..start.len().min(SNIFF_BYTES)], b""),
+            start: start[..start.len().min(SNIFF_BYTES)].to_vec(),
             bytes: 0,
             tail: Vec::new(),
         }
@@ -448,9 +508,7 @@ impl Oversized {
     fn finish(mut self, end: &[u8], name: &str, limits: ChildLimits, mux: &Mux) {
         self.bytes += end.len();
         self.keep_tail(end);
-        let id = self
-            .id_from_start
-            .or_else(|| jsonrpc::sniff_bridge_id(b"", &self.tail));
+        let id = jsonrpc::sniff_bridge_id(&self.start, &self.tail);
         let message = format!(
             "mcp-bridge: the MCP server's answer was {} bytes, over the {} byte limit (--max-message-bytes)",
             self.bytes, limits.max_message_bytes
@@ -493,10 +551,7 @@ async fn dispatch(line: Bytes, name: &str, mux: &Mux, stdin: &mpsc::Sender<Bytes
                 warn!(child = %name, "dropping an answer to id {} that the bridge never sent", id.raw);
                 return;
             };
-            let answer = Answer {
-                id_span: id.span.clone(),
-                line: line.clone(),
-            };
+            let answer = Answer::whole(line.clone(), id.span.clone());
             if mux.complete(bridge_id, answer).is_err() {
                 warn!(child = %name, "dropping an answer to id {bridge_id}: no request is waiting for it (the client left)");
             }

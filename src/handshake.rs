@@ -64,8 +64,9 @@ pub async fn initialize(
         #[serde(borrow)]
         error: Option<&'a RawValue>,
     }
+    let line = answer.to_vec();
     let response: Response<'_> =
-        serde_json::from_slice(&answer.line).map_err(|e| StartError::BadAnswer(e.to_string()))?;
+        serde_json::from_slice(&line).map_err(|e| StartError::BadAnswer(e.to_string()))?;
     let cache = match (response.result, response.error) {
         (Some(result), _) => InitializeCache::from_child_result(result.get().as_bytes())?,
         (None, Some(error)) => return Err(StartError::Refused(error.get().to_owned())),

@@ -231,13 +231,55 @@ pub fn to_line_with_id(message: &[u8], span: Range<usize>, id: &[u8]) -> Bytes {
     line.freeze()
 }
 
-/// The bridge id of a response too large to parse, found without parsing it: as a top-level
-/// `"id"` near the start (`prefix`), or as the last member before the closing brace (`suffix`).
-pub fn sniff_bridge_id(prefix: &[u8], suffix: &[u8]) -> Option<u64> {
-    id_in_prefix(prefix).or_else(|| id_in_suffix(suffix))
+/// Where the id of a long answer was found: in its first piece or in its last one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdAt {
+    Start(Range<usize>),
+    End(Range<usize>),
 }
 
-fn id_in_prefix(prefix: &[u8]) -> Option<u64> {
+/// A response too long to parse cheaply, recognised by its first and last bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sniffed {
+    pub bridge_id: u64,
+    pub at: IdAt,
+}
+
+/// Recognises a response without parsing it: a top-level `"result"` or `"error"` key and no
+/// `"method"` near the start, and a top-level `"id"` either near the start or as the last
+/// member before the closing brace. `None` when that cannot be told from these bytes.
+pub fn sniff_response(start: &[u8], end: &[u8]) -> Option<Sniffed> {
+    let top = scan_top_level(start);
+    if top.has_method || !top.has_result_or_error {
+        return None;
+    }
+    match top.id {
+        Some((bridge_id, span)) => Some(Sniffed {
+            bridge_id,
+            at: IdAt::Start(span),
+        }),
+        None => id_in_suffix(end).map(|(bridge_id, span)| Sniffed {
+            bridge_id,
+            at: IdAt::End(span),
+        }),
+    }
+}
+
+/// The bridge id of a response, from its first and last bytes (see [`sniff_response`]).
+pub fn sniff_bridge_id(start: &[u8], end: &[u8]) -> Option<u64> {
+    sniff_response(start, end).map(|s| s.bridge_id)
+}
+
+#[derive(Default)]
+struct TopLevel {
+    id: Option<(u64, Range<usize>)>,
+    has_method: bool,
+    has_result_or_error: bool,
+}
+
+/// The top-level keys in `prefix`, read until it ends or a value runs past it.
+fn scan_top_level(prefix: &[u8]) -> TopLevel {
+    let mut top = TopLevel::default();
     let (mut depth, mut expect_key, mut i) = (0usize, false, 0);
     while i < prefix.len() {
         match prefix[i] {
@@ -246,13 +288,22 @@ fn id_in_prefix(prefix: &[u8]) -> Option<u64> {
                 expect_key = depth == 1;
             }
             b'[' => depth += 1,
-            b'}' | b']' => depth = depth.checked_sub(1)?,
+            b'}' | b']' => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return top,
+            },
             b',' => expect_key = depth == 1,
             b'"' => {
-                let end = string_end(prefix, i)?;
-                if depth == 1 && expect_key && &prefix[i..end] == b"\"id\"" {
-                    let rest = prefix[end..].trim_ascii_start().strip_prefix(b":")?;
-                    return leading_id(rest.trim_ascii_start());
+                let Some(end) = string_end(prefix, i) else {
+                    return top;
+                };
+                if depth == 1 && expect_key {
+                    match &prefix[i..end] {
+                        b"\"id\"" => top.id = id_value_after_key(prefix, end),
+                        b"\"method\"" => top.has_method = true,
+                        b"\"result\"" | b"\"error\"" => top.has_result_or_error = true,
+                        _ => {}
+                    }
                 }
                 expect_key = false;
                 i = end;
@@ -262,31 +313,70 @@ fn id_in_prefix(prefix: &[u8]) -> Option<u64> {
         }
         i += 1;
     }
-    None
+    top
 }
 
-fn id_in_suffix(suffix: &[u8]) -> Option<u64> {
-    let rest = suffix.trim_ascii_end().strip_suffix(b"}")?.trim_ascii_end();
-    let quoted = rest.ends_with(b"\"");
-    let rest = if quoted {
-        &rest[..rest.len() - 1]
-    } else {
-        rest
-    };
-    let digits = rest.iter().rev().take_while(|b| b.is_ascii_digit()).count();
-    let (rest, number) = rest.split_at(rest.len() - digits);
-    let rest = if quoted {
-        rest.strip_suffix(b"\"")?
-    } else {
-        rest
-    };
-    let rest = rest.trim_ascii_end().strip_suffix(b":")?.trim_ascii_end();
-    let rest = rest.strip_suffix(b"\"id\"")?.trim_ascii_end();
-    // Only a member of the top-level object: right after its `{` or a `,` at that level.
-    if !(rest.ends_with(b",") || rest == b"{") {
+/// The id value (an integer, possibly quoted) after the key ending at `key_end`, with its span.
+fn id_value_after_key(buf: &[u8], key_end: usize) -> Option<(u64, Range<usize>)> {
+    let mut i = key_end;
+    while buf.get(i)?.is_ascii_whitespace() {
+        i += 1;
+    }
+    if buf[i] != b':' {
         return None;
     }
-    std::str::from_utf8(number).ok()?.parse().ok()
+    i += 1;
+    while buf.get(i)?.is_ascii_whitespace() {
+        i += 1;
+    }
+    let quoted = buf[i] == b'"';
+    let digits_start = i + usize::from(quoted);
+    let digits = buf[digits_start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let digits_end = digits_start + digits;
+    if quoted && buf.get(digits_end) != Some(&b'"') {
+        return None;
+    }
+    let number = std::str::from_utf8(&buf[digits_start..digits_end])
+        .ok()?
+        .parse()
+        .ok()?;
+    Some((number, i..digits_end + usize::from(quoted)))
+}
+
+/// `"id":N}` (or `"id":"N"}`) at the very end of `suffix`, as a member of the top-level object.
+fn id_in_suffix(suffix: &[u8]) -> Option<(u64, Range<usize>)> {
+    let body = suffix.trim_ascii_end().strip_suffix(b"}")?.trim_ascii_end();
+    let quoted = body.ends_with(b"\"");
+    let value_end = body.len();
+    let digits_end = value_end - usize::from(quoted);
+    let digits = body[..digits_end]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let digits_start = digits_end - digits;
+    let value_start = digits_start - usize::from(quoted);
+    if quoted && body.get(value_start) != Some(&b'"') {
+        return None;
+    }
+    let before = body[..value_start]
+        .trim_ascii_end()
+        .strip_suffix(b":")?
+        .trim_ascii_end()
+        .strip_suffix(b"\"id\"")?
+        .trim_ascii_end();
+    // Only a member of the top-level object: right after its `{` or a `,` at that level.
+    if !(before.ends_with(b",") || before == b"{") {
+        return None;
+    }
+    let number = std::str::from_utf8(&body[digits_start..digits_end])
+        .ok()?
+        .parse()
+        .ok()?;
+    Some((number, value_start..value_end))
 }
 
 /// The index just past the string literal starting at `start`.
@@ -302,25 +392,9 @@ fn string_end(buf: &[u8], start: usize) -> Option<usize> {
     None
 }
 
-fn leading_id(value: &[u8]) -> Option<u64> {
-    let value = value.strip_prefix(b"\"").unwrap_or(value);
-    let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&value[..digits]).ok()?.parse().ok()
-}
-
 /// `message` as one stdio line, unchanged but for line breaks.
 pub fn to_line(message: &[u8]) -> Bytes {
     to_line_with_id(message, 0..0, b"")
-}
-
-/// `message` with the bytes at `span` replaced by `id`, trailing line break removed.
-pub fn with_id(message: &[u8], span: Range<usize>, id: &[u8]) -> Bytes {
-    let body = message.trim_ascii_end();
-    let mut out = BytesMut::with_capacity(body.len() + id.len());
-    out.put_slice(&body[..span.start]);
-    out.put_slice(id);
-    out.put_slice(&body[span.end..]);
-    out.freeze()
 }
 
 /// A JSON-RPC error response; `id` is the raw id to echo, or `None` for `null`.
@@ -421,33 +495,48 @@ mod tests {
             &line[..],
             &b"{\"jsonrpc\":\"2.0\",  \"id\": 42, \"method\":\"x\",\"params\":{\"s\":\"a\\nb\"}} \n"[..]
         );
-        let back = with_id(&line, 25..27, id.raw.as_bytes());
+        let back = to_line_with_id(line.trim_ascii_end(), 25..27, id.raw.as_bytes());
         assert_eq!(
-            &back[..],
+            back.trim_ascii_end(),
             &b"{\"jsonrpc\":\"2.0\",  \"id\": \"abc\", \"method\":\"x\",\"params\":{\"s\":\"a\\nb\"}}"[..]
         );
     }
 
     #[test]
-    fn sniffs_ids_of_oversized_answers() {
+    fn recognises_long_answers_by_their_ends() {
+        let start = br#"{"jsonrpc":"2.0","id":17,"result":{"x":"#;
+        let at_start = |bridge_id, span| {
+            Some(Sniffed {
+                bridge_id,
+                at: IdAt::Start(span),
+            })
+        };
+        let at_end = |bridge_id, span| {
+            Some(Sniffed {
+                bridge_id,
+                at: IdAt::End(span),
+            })
+        };
+        assert_eq!(sniff_response(start, b""), at_start(17, 22..24));
         assert_eq!(
-            sniff_bridge_id(br#"{"jsonrpc":"2.0","id":17,"result":{"x":"#, b""),
-            Some(17)
+            sniff_response(br#"{"id" : "17","result":"#, b""),
+            at_start(17, 8..12)
         );
-        assert_eq!(sniff_bridge_id(br#"{"id" : "17","result":"#, b""), Some(17));
-        // A nested "id" is not the message's.
+        // A nested "id" is not the message's; without a top-level result it is no response.
+        let result_first = br#"{"result":{"id":5,"content":"#;
+        assert_eq!(sniff_bridge_id(result_first, b"xx"), None);
+        assert_eq!(sniff_bridge_id(br#"{"result":{"a":"\"id\":4"#, b""), None);
+        let end = br#"xxxx"}]},"jsonrpc":"2.0","id":23}"#;
+        assert_eq!(sniff_response(result_first, end), at_end(23, 30..32));
+        let end = br#"xxx","id":"23"} "#;
+        assert_eq!(sniff_response(result_first, end), at_end(23, 10..14));
+        assert_eq!(sniff_bridge_id(result_first, br#"{"a":{"id":23}}"#), None);
+        assert_eq!(sniff_bridge_id(result_first, br#"x"id":23}"#), None);
+        // Requests and notifications are not answers, however long.
         assert_eq!(
-            sniff_bridge_id(br#"{"result":{"id":5,"content":"#, b""),
+            sniff_bridge_id(br#"{"id":3,"method":"x","params":"#, b""),
             None
         );
-        assert_eq!(sniff_bridge_id(br#"{"result":{"a":""id":4"#, b""), None);
-        assert_eq!(
-            sniff_bridge_id(b"xx", br#"xxxx"}]},"jsonrpc":"2.0","id":23}"#),
-            Some(23)
-        );
-        assert_eq!(sniff_bridge_id(b"xx", br#"xxx","id":"23"} "#), Some(23));
-        assert_eq!(sniff_bridge_id(b"xx", br#"{"a":{"id":23}}"#), None);
-        assert_eq!(sniff_bridge_id(b"xx", br#"x"id":23}"#), None);
     }
 
     #[test]
@@ -486,8 +575,8 @@ mod tests {
                 let forwarded = parse(&line).unwrap();
                 let Kind::Request { id: rewritten, .. } = forwarded.kind else { panic!("a request") };
                 prop_assert_eq!(rewritten.as_bridge_id(), Some(bridge_id));
-                let back = with_id(&line, rewritten.span.clone(), original.raw.as_bytes());
-                prop_assert_eq!(&back[..], message.as_bytes());
+                let back = to_line_with_id(line.trim_ascii_end(), rewritten.span.clone(), original.raw.as_bytes());
+                prop_assert_eq!(back.trim_ascii_end(), message.as_bytes());
             }
         }
     }

@@ -10,11 +10,40 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-/// The child's answer to one request: the whole line and where the (bridge) id sits in it.
+/// The child's answer to one request: the line, in one or more pieces as it was read (a long
+/// answer is never joined), and where the bridge id sits: which piece, which bytes.
 #[derive(Debug)]
 pub struct Answer {
-    pub line: Bytes,
+    pub pieces: Vec<Bytes>,
+    pub id_piece: usize,
     pub id_span: Range<usize>,
+}
+
+impl Answer {
+    pub fn whole(line: Bytes, id_span: Range<usize>) -> Self {
+        Self {
+            pieces: vec![line],
+            id_piece: 0,
+            id_span,
+        }
+    }
+
+    /// The answer with `id` in place of the bridge id, as chunks to send without copying.
+    pub fn with_id(mut self, id: Bytes) -> Vec<Bytes> {
+        let piece = std::mem::take(&mut self.pieces[self.id_piece]);
+        let mut chunks = Vec::with_capacity(self.pieces.len() + 2);
+        chunks.extend(self.pieces.drain(..self.id_piece));
+        chunks.push(piece.slice(..self.id_span.start));
+        chunks.push(id);
+        chunks.push(piece.slice(self.id_span.end..));
+        chunks.extend(self.pieces.drain(1..));
+        chunks
+    }
+
+    /// The whole line in one buffer (for the bridge's own handshake, not the hot path).
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.pieces.concat()
+    }
 }
 
 /// Why a request got no answer from the child, as the JSON-RPC error its client gets.
@@ -195,10 +224,34 @@ mod tests {
     use super::*;
 
     fn answer(text: &'static str) -> Answer {
-        Answer {
-            line: Bytes::from_static(text.as_bytes()),
-            id_span: 0..0,
-        }
+        Answer::whole(Bytes::from_static(text.as_bytes()), 0..0)
+    }
+
+    #[test]
+    fn ids_are_spliced_into_the_right_piece() {
+        let pieces = vec![
+            Bytes::from_static(b"{\"id\":17,"),
+            Bytes::from_static(b"\"result\":1}"),
+        ];
+        let answer = Answer {
+            pieces,
+            id_piece: 0,
+            id_span: 6..8,
+        };
+        let chunks = answer.with_id(Bytes::from_static(b"\"a\""));
+        assert_eq!(chunks.concat(), b"{\"id\":\"a\",\"result\":1}");
+        let tail = Answer {
+            pieces: vec![
+                Bytes::from_static(b"{\"result\":1,"),
+                Bytes::from_static(b"\"id\":9}"),
+            ],
+            id_piece: 1,
+            id_span: 5..6,
+        };
+        assert_eq!(
+            tail.with_id(Bytes::from_static(b"3")).concat(),
+            b"{\"result\":1,\"id\":3}"
+        );
     }
 
     #[tokio::test]
@@ -209,8 +262,8 @@ mod tests {
         assert_ne!(first.id, second.id);
         mux.complete(second.id, answer("two")).unwrap();
         mux.complete(first.id, answer("one")).unwrap();
-        assert_eq!(&first.answer().await.unwrap().line[..], b"one");
-        assert_eq!(&second.answer().await.unwrap().line[..], b"two");
+        assert_eq!(first.answer().await.unwrap().to_vec(), b"one");
+        assert_eq!(second.answer().await.unwrap().to_vec(), b"two");
     }
 
     #[tokio::test]
@@ -247,6 +300,6 @@ mod tests {
         mux.reopen();
         let mut fresh = mux.register();
         mux.complete(fresh.id, answer("ok")).unwrap();
-        assert_eq!(&fresh.answer().await.unwrap().line[..], b"ok");
+        assert_eq!(fresh.answer().await.unwrap().to_vec(), b"ok");
     }
 }

@@ -624,6 +624,20 @@ async fn large_results_pass_through_whole() {
     let text = tool_text(&answer);
     assert_eq!(text.len(), 10_000_000);
     assert!(text.bytes().all(|b| b == b'x'));
+    // A long answer whose id comes last is routed by its end, and its id restored there.
+    for id in [json!(12), json!("last")] {
+        let answer = http
+            .call_tool(
+                &bridge.url,
+                &session,
+                id.clone(),
+                "big",
+                json!({"bytes": 3_000_000, "id_last": true}),
+            )
+            .await;
+        assert_eq!(answer["id"], id);
+        assert_eq!(tool_text(&answer).len(), 3_000_000);
+    }
     bridge.stop();
 }
 

@@ -2,7 +2,10 @@
 //! one log line per request, and the JSON-RPC error responses every endpoint shares.
 
 pub mod access;
+mod body;
 mod streamable;
+
+pub use body::Body;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -24,8 +26,6 @@ use tracing::{debug, info, warn};
 use crate::Bridge;
 use crate::jsonrpc;
 use access::Denied;
-
-pub type Body = Full<Bytes>;
 
 /// Open connections at most; each costs a task and buffers.
 const MAX_CONNECTIONS: usize = 16 * 1024;
@@ -147,7 +147,7 @@ async fn route_allowed(
         );
     }
     if request.method() == Method::OPTIONS && bridge.access.cors_enabled() {
-        let mut response = Response::new(Body::default());
+        let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;
         bridge.access.add_preflight_headers(response.headers_mut());
         return response;
@@ -225,7 +225,7 @@ fn short_session(id: &str) -> &str {
 }
 
 pub fn json(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -263,7 +263,7 @@ impl Reject {
 
 /// `202 Accepted`, empty: the answer to notifications and responses.
 pub fn accepted() -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::ACCEPTED;
     response
 }

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use serde_json::value::RawValue;
 use tracing::{debug, warn};
 
-use super::{Body, Reject, RequestLog, SESSION_HEADER, accepted, json, rpc_error};
+use super::{Body, Reject, RequestLog, SESSION_HEADER, accepted, rpc_error};
 use crate::Bridge;
 use crate::jsonrpc::{self, Id, Kind, code};
 use crate::protocol;
@@ -136,7 +136,7 @@ pub fn delete(
     };
     log.session = Some(session.to_owned());
     if bridge.sessions.remove(session) {
-        let mut response = Response::new(Body::default());
+        let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;
         response
     } else {
@@ -219,10 +219,10 @@ async fn forward_request(
         },
     };
     match answer {
-        Ok(answer) => respond(
-            format,
-            jsonrpc::with_id(&answer.line, answer.id_span, id.raw.as_bytes()),
-        ),
+        Ok(answer) => {
+            let original_id = Bytes::copy_from_slice(id.raw.as_bytes());
+            respond_chunks(format, answer.with_id(original_id))
+        }
         Err(no_answer) => respond(
             format,
             jsonrpc::error_response(Some(id.raw), no_answer.code, &no_answer.message),
@@ -242,25 +242,32 @@ fn child_unavailable(id: &Id<'_>, reason: &str, format: Format) -> Response<Body
 
 /// A `200` carrying one JSON-RPC message, as JSON or as a single SSE event.
 fn respond(format: Format, message: Bytes) -> Response<Body> {
-    match format {
-        Format::Json => json(StatusCode::OK, message),
+    respond_chunks(format, vec![message])
+}
+
+/// [`respond`] for a message in pieces.
+fn respond_chunks(format: Format, mut chunks: Vec<Bytes>) -> Response<Body> {
+    let content_type = match format {
+        Format::Json => "application/json",
         Format::EventStream => {
-            let mut event = Vec::with_capacity(message.len() + 24);
-            event.extend_from_slice(b"event: message\ndata: ");
-            event.extend_from_slice(&message);
-            event.extend_from_slice(b"\n\n");
-            let mut response = Response::new(Body::new(Bytes::from(event)));
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            response.headers_mut().insert(
-                http::header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache"),
-            );
-            response
+            chunks.insert(0, Bytes::from_static(b"event: message\ndata: "));
+            chunks.push(Bytes::from_static(b"\n\n"));
+            "text/event-stream"
         }
+    };
+    let mut response = Response::new(Body::from_chunks(chunks));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    if format == Format::EventStream {
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
     }
+    response
 }
 
 /// A body that says it is not JSON gets `415`; no Content-Type at all is taken as JSON.

@@ -1,0 +1,420 @@
+//! The benchmark's load generator: MCP-shaped HTTP load against one endpoint, printed as one
+//! JSON line. Each worker owns one keep-alive HTTP/1.1 connection.
+//!
+//! ```text
+//! load URL SHAPE [--connections N] [--duration SECS] [--count N] [--bytes N] [--ms N]
+//! ```
+//! Shapes: `session` (tools/call in one session), `dify` (initialize, initialized, call, DELETE
+//! per call), `single` (one connection, one call at a time), `big` (`payload` of `--bytes`),
+//! `slow` (`--count` concurrent `sleep` calls of `--ms`), `sessions` (`--count` sessions that
+//! never DELETE).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+#[derive(Clone)]
+struct Options {
+    url: Uri,
+    shape: String,
+    connections: usize,
+    duration: Duration,
+    count: usize,
+    bytes: usize,
+    ms: u64,
+}
+
+fn options() -> Options {
+    let mut args = std::env::args().skip(1);
+    let url: Uri = args.next().expect("URL").parse().expect("a URL");
+    let shape = args.next().expect("SHAPE");
+    let mut options = Options {
+        url,
+        shape,
+        connections: 16,
+        duration: Duration::from_secs(10),
+        count: 1000,
+        bytes: 10_000_000,
+        ms: 1000,
+    };
+    while let Some(flag) = args.next() {
+        let value = args.next().expect("a value after each flag");
+        match flag.as_str() {
+            "--connections" => options.connections = value.parse().unwrap(),
+            "--duration" => options.duration = Duration::from_secs_f64(value.parse().unwrap()),
+            "--count" => options.count = value.parse().unwrap(),
+            "--bytes" => options.bytes = value.parse().unwrap(),
+            "--ms" => options.ms = value.parse().unwrap(),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    options
+}
+
+/// One keep-alive connection, reopened if the server closes it.
+struct Connection {
+    url: Uri,
+    sender: Option<http1::SendRequest<Full<Bytes>>>,
+}
+
+struct Answer {
+    status: StatusCode,
+    session: Option<String>,
+    /// The start of the body, enough to see what it is; the rest is only counted, so a
+    /// 10 MB answer costs the client no copy.
+    head: Bytes,
+    length: usize,
+}
+
+impl Answer {
+    /// A 2xx whose body (JSON or SSE) carries a JSON-RPC result near its start.
+    fn is_result(&self) -> bool {
+        self.status.is_success() && memchr::memmem::find(&self.head, b"\"result\"").is_some()
+    }
+}
+
+impl Connection {
+    fn new(url: &Uri) -> Self {
+        Self {
+            url: url.clone(),
+            sender: None,
+        }
+    }
+
+    async fn open(&mut self) -> Result<&mut http1::SendRequest<Full<Bytes>>, String> {
+        let usable = match &mut self.sender {
+            Some(sender) => sender.ready().await.is_ok(),
+            None => false,
+        };
+        if !usable {
+            let authority = self.url.authority().expect("host:port").as_str();
+            let stream = TcpStream::connect(authority)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = stream.set_nodelay(true);
+            let (sender, connection) = http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            self.sender = Some(sender);
+        }
+        Ok(self.sender.as_mut().expect("just opened"))
+    }
+
+    async fn send(
+        &mut self,
+        method: Method,
+        session: Option<&str>,
+        body: String,
+    ) -> Result<Answer, String> {
+        let url = self.url.clone();
+        let sender = self.open().await?;
+        let mut request = Request::builder()
+            .method(method)
+            .uri(url.path())
+            .header("host", url.authority().unwrap().as_str())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        let request = request.body(Full::new(Bytes::from(body))).unwrap();
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = response.into_body();
+        let mut head = Vec::new();
+        let mut length = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| e.to_string())?;
+            if let Ok(data) = frame.into_data() {
+                length += data.len();
+                if head.len() < 512 {
+                    head.extend_from_slice(&data[..data.len().min(512 - head.len())]);
+                }
+            }
+        }
+        Ok(Answer {
+            status,
+            session,
+            head: Bytes::from(head),
+            length,
+        })
+    }
+
+    async fn open_session(&mut self) -> Result<Option<String>, String> {
+        let init = self
+            .send(
+                Method::POST,
+                None,
+                r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"load","version":"1.0"}}}"#.into(),
+            )
+            .await?;
+        if !init.is_result() {
+            return Err(format!("initialize failed: {}", init.status));
+        }
+        let note = self
+            .send(
+                Method::POST,
+                init.session.as_deref(),
+                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.into(),
+            )
+            .await?;
+        if !note.status.is_success() {
+            return Err(format!("initialized failed: {}", note.status));
+        }
+        Ok(init.session)
+    }
+
+    async fn call(
+        &mut self,
+        session: Option<&str>,
+        id: u64,
+        tool: &str,
+        arguments: &str,
+    ) -> Result<Answer, String> {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments}}}}}"#
+        );
+        self.send(Method::POST, session, body).await
+    }
+}
+
+/// What every worker adds up.
+#[derive(Default)]
+struct Tally {
+    calls: AtomicU64,
+    errors: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Tally {
+    fn record(&self, answer: Result<Answer, String>) -> bool {
+        match answer {
+            Ok(answer) if answer.is_result() => {
+                self.calls.fetch_add(1, Ordering::Relaxed);
+                self.bytes
+                    .fetch_add(answer.length as u64, Ordering::Relaxed);
+                true
+            }
+            other => {
+                if self.errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                    match other {
+                        Ok(answer) => eprintln!(
+                            "load: bad answer {}: {}",
+                            answer.status,
+                            String::from_utf8_lossy(&answer.head)
+                        ),
+                        Err(e) => eprintln!("load: request failed: {e}"),
+                    }
+                }
+                false
+            }
+        }
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs `workers` copies of `body` until the deadline; each returns its latencies (µs).
+async fn run_workers<F, Fut>(workers: usize, body: F) -> Vec<u64>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Vec<u64>> + Send + 'static,
+{
+    let handles: Vec<_> = (0..workers).map(|w| tokio::spawn(body(w))).collect();
+    let mut latencies = Vec::new();
+    for handle in handles {
+        latencies.extend(handle.await.expect("worker"));
+    }
+    latencies.sort_unstable();
+    latencies
+}
+
+fn raise_file_limit() {
+    // SAFETY: plain getrlimit/setrlimit on this process.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    raise_file_limit();
+    let options = options();
+    let tally = Arc::new(Tally::default());
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let url = options.url.clone();
+
+    let shared_session = if matches!(
+        options.shape.as_str(),
+        "session" | "single" | "big" | "slow"
+    ) {
+        Connection::new(&url)
+            .open_session()
+            .await
+            .unwrap_or_else(|e| panic!("cannot open a session: {e}"))
+    } else {
+        None
+    };
+
+    let latencies = match options.shape.as_str() {
+        "session" | "single" | "big" => {
+            let workers = if options.shape == "session" {
+                options.connections
+            } else {
+                1
+            };
+            let (tool, arguments) = if options.shape == "big" {
+                ("payload", format!(r#"{{"bytes":{}}}"#, options.bytes))
+            } else {
+                ("echo", r#"{"message":"hello"}"#.to_owned())
+            };
+            let max_calls = if options.shape == "big" {
+                options.count
+            } else {
+                usize::MAX
+            };
+            run_workers(workers, |_| {
+                let (url, tally, session) = (url.clone(), tally.clone(), shared_session.clone());
+                let arguments = arguments.clone();
+                async move {
+                    let mut connection = Connection::new(&url);
+                    let mut latencies = Vec::new();
+                    let mut id = 0;
+                    while Instant::now() < deadline && latencies.len() < max_calls {
+                        id += 1;
+                        let sent = Instant::now();
+                        let answer = connection
+                            .call(session.as_deref(), id, tool, &arguments)
+                            .await;
+                        if tally.record(answer) {
+                            latencies.push(sent.elapsed().as_micros() as u64);
+                        }
+                    }
+                    latencies
+                }
+            })
+            .await
+        }
+        "dify" => {
+            run_workers(options.connections, |_| {
+                let (url, tally) = (url.clone(), tally.clone());
+                async move {
+                    let mut connection = Connection::new(&url);
+                    let mut latencies = Vec::new();
+                    while Instant::now() < deadline {
+                        let sent = Instant::now();
+                        let session = match connection.open_session().await {
+                            Ok(session) => session,
+                            Err(e) => {
+                                tally.record(Err(e));
+                                continue;
+                            }
+                        };
+                        let answer = connection
+                            .call(session.as_deref(), 1, "echo", r#"{"message":"hello"}"#)
+                            .await;
+                        if session.is_some() {
+                            let _ = connection
+                                .send(Method::DELETE, session.as_deref(), String::new())
+                                .await;
+                        }
+                        if tally.record(answer) {
+                            latencies.push(sent.elapsed().as_micros() as u64);
+                        }
+                    }
+                    latencies
+                }
+            })
+            .await
+        }
+        "slow" => {
+            let arguments = format!(r#"{{"ms":{},"message":"slow"}}"#, options.ms);
+            run_workers(options.count, |n| {
+                let (url, tally, session) = (url.clone(), tally.clone(), shared_session.clone());
+                let arguments = arguments.clone();
+                async move {
+                    let mut connection = Connection::new(&url);
+                    let sent = Instant::now();
+                    let answer = connection
+                        .call(session.as_deref(), n as u64, "sleep", &arguments)
+                        .await;
+                    if tally.record(answer) {
+                        vec![sent.elapsed().as_micros() as u64]
+                    } else {
+                        vec![]
+                    }
+                }
+            })
+            .await
+        }
+        "sessions" => {
+            let per_worker = options.count.div_ceil(options.connections);
+            run_workers(options.connections, |_| {
+                let (url, tally) = (url.clone(), tally.clone());
+                async move {
+                    let mut connection = Connection::new(&url);
+                    let mut latencies = Vec::new();
+                    for _ in 0..per_worker {
+                        let sent = Instant::now();
+                        match connection.open_session().await {
+                            Ok(_) => {
+                                tally.calls.fetch_add(1, Ordering::Relaxed);
+                                latencies.push(sent.elapsed().as_micros() as u64);
+                            }
+                            Err(e) => {
+                                tally.record(Err(e));
+                            }
+                        }
+                    }
+                    latencies
+                }
+            })
+            .await
+        }
+        other => panic!("unknown shape {other}"),
+    };
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let calls = tally.calls.load(Ordering::Relaxed);
+    let bytes = tally.bytes.load(Ordering::Relaxed);
+    println!(
+        r#"{{"shape":"{}","calls":{},"errors":{},"seconds":{:.3},"calls_per_s":{:.1},"p50_us":{},"p99_us":{},"mb_per_s":{:.1}}}"#,
+        options.shape,
+        calls,
+        tally.errors.load(Ordering::Relaxed),
+        elapsed,
+        calls as f64 / elapsed,
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        bytes as f64 / 1e6 / elapsed,
+    );
+}
