@@ -417,4 +417,7 @@ async fn main() {
         percentile(&latencies, 0.99),
         bytes as f64 / 1e6 / elapsed,
     );
+    if calls == 0 {
+        std::process::exit(1);
+    }
 }

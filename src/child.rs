@@ -1,6 +1,6 @@
 //! The child process: spawned directly in its own process group, fed newline-delimited JSON on
-//! stdin by one writer task, read line by line from stdout, its stderr logged, and never allowed
-//! to outlive the bridge.
+//! stdin (see [`crate::stdin`]), read line by line from stdout, its stderr logged, and never
+//! allowed to outlive the bridge.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::process::{ChildStdin, Command};
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use crate::jsonrpc::{self, IdAt, Kind};
 use crate::mux::{Answer, Mux, NoAnswer};
+use crate::stdin::Stdin;
 
 /// What to run, exactly as the user gave it: no shell in between.
 #[derive(Debug, Clone)]
@@ -73,9 +73,6 @@ pub struct Exit {
     pub status: Option<ExitStatus>,
 }
 
-/// Lines queued for stdin before senders wait: enough to absorb bursts, small enough to bound
-/// memory when the child stops reading.
-const STDIN_QUEUE: usize = 4096;
 /// How long stdout may stay open after the process exited (or the reverse) before the bridge
 /// treats the child as gone: long enough to read answers already in the pipe, short enough
 /// that requests in flight hear about the exit at once.
@@ -86,9 +83,8 @@ const STDOUT_READ_CHUNK: usize = 256 * 1024;
 /// group when [`Child::shutdown`] runs or when the last task holding it is dropped.
 #[derive(Debug, Clone)]
 pub struct Child {
-    stdin: mpsc::Sender<Bytes>,
+    stdin: Stdin,
     exit: watch::Receiver<Option<Exit>>,
-    close_stdin: CancellationToken,
     group: Arc<ProcessGroup>,
 }
 
@@ -115,21 +111,19 @@ impl Child {
         let stdout = process.stdout.take().expect("stdout is piped");
         let stderr = process.stderr.take().expect("stderr is piped");
 
-        let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
-        let close_stdin = CancellationToken::new();
-        tokio::spawn(write_stdin(stdin_rx, stdin, close_stdin.clone()));
+        let stdin = Stdin::new(stdin).map_err(spawn_error)?;
 
         let last_stderr = Arc::new(Mutex::new(String::new()));
         tokio::spawn(log_stderr(stderr, name.clone(), last_stderr.clone()));
 
         let (exit_tx, exit_rx) = watch::channel(None);
-        let stopping = close_stdin.clone();
+        let stopping = stdin.closing();
         let reader = tokio::spawn(read_stdout(
             stdout,
             name.clone(),
             limits,
             mux.clone(),
-            stdin_tx.clone(),
+            stdin.clone(),
         ));
         tokio::spawn(async move {
             // Whichever comes first, stdout closing or the process exiting, give the other a
@@ -158,9 +152,8 @@ impl Child {
         });
 
         Ok(Child {
-            stdin: stdin_tx,
+            stdin,
             exit: exit_rx,
-            close_stdin,
             group,
         })
     }
@@ -173,7 +166,7 @@ impl Child {
         self.stdin
             .send(line)
             .await
-            .map_err(|_| ChildGone("the child's stdin is closed".into()))
+            .map_err(|closed| ChildGone(closed.to_string()))
     }
 
     /// The child's exit, once it has exited.
@@ -205,7 +198,7 @@ impl Child {
             self.group.kill();
             return;
         }
-        self.close_stdin.cancel();
+        self.stdin.close();
         if tokio::time::timeout(grace, self.exited()).await.is_ok() {
             self.group.kill();
             return;
@@ -332,43 +325,13 @@ impl Drop for ProcessGroup {
     }
 }
 
-/// Writes queued lines to stdin, flushing once per burst instead of once per line.
-async fn write_stdin(
-    mut lines: mpsc::Receiver<Bytes>,
-    stdin: ChildStdin,
-    close: CancellationToken,
-) {
-    let mut stdin = BufWriter::with_capacity(64 * 1024, stdin);
-    let mut batch = Vec::with_capacity(64);
-    loop {
-        let received = tokio::select! {
-            n = lines.recv_many(&mut batch, 64) => n,
-            _ = close.cancelled() => 0,
-        };
-        if received == 0 {
-            break;
-        }
-        for line in batch.drain(..) {
-            if let Err(e) = stdin.write_all(&line).await {
-                debug!("the child's stdin is closed: {e}");
-                return;
-            }
-        }
-        if let Err(e) = stdin.flush().await {
-            debug!("the child's stdin is closed: {e}");
-            return;
-        }
-    }
-    let _ = stdin.shutdown().await;
-}
-
 /// Reads stdout line by line and dispatches each message.
 async fn read_stdout(
     mut stdout: impl AsyncRead + Unpin,
     name: String,
     limits: ChildLimits,
     mux: Arc<Mux>,
-    stdin: mpsc::Sender<Bytes>,
+    stdin: Stdin,
 ) {
     let mut buffer = BytesMut::with_capacity(STDOUT_READ_CHUNK);
     // Bytes of the current line already scanned for a newline, so long lines are scanned once.
@@ -442,7 +405,7 @@ const LONG_LINE_TAIL: usize = 256;
 
 /// Routes a long line without joining or parsing it when it can be recognised as an answer by
 /// its ends (see [`jsonrpc::sniff_response`]); anything else is joined and dispatched as usual.
-async fn dispatch_long(mut pieces: Vec<Bytes>, name: &str, mux: &Mux, stdin: &mpsc::Sender<Bytes>) {
+async fn dispatch_long(mut pieces: Vec<Bytes>, name: &str, mux: &Mux, stdin: &Stdin) {
     let mut last = pieces.pop().expect("a long line has pieces");
     last.truncate(last.trim_ascii_end().len());
     if last.len() < LONG_LINE_TAIL {
@@ -532,7 +495,7 @@ impl Oversized {
 
 /// Routes one line from the child: answers go to their waiting request, the child's own
 /// requests are answered, notifications are not routed yet, and junk is skipped.
-async fn dispatch(line: Bytes, name: &str, mux: &Mux, stdin: &mpsc::Sender<Bytes>) {
+async fn dispatch(line: Bytes, name: &str, mux: &Mux, stdin: &Stdin) {
     let text = line.trim_ascii_end();
     if text.trim_ascii_start().is_empty() {
         return;

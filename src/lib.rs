@@ -4,6 +4,7 @@
 //! Modules, each owning one concern:
 //! - [`cli`]: the command line and its translation into a [`Config`].
 //! - [`child`]: spawning, feeding, reading and stopping the child process.
+//! - [`stdin`]: writing lines to the child, straight or queued.
 //! - [`supervisor`]: restarts with backoff, and which child serves now.
 //! - [`handshake`]: the bridge's own `initialize` with the child.
 //! - [`protocol`]: protocol versions and the cached `initialize` answer.
@@ -26,6 +27,7 @@ pub mod mux;
 pub mod protocol;
 pub mod session;
 pub mod shutdown;
+pub mod stdin;
 pub mod supervisor;
 
 use std::future::Future;
