@@ -67,16 +67,20 @@ struct Connection {
 struct Answer {
     status: StatusCode,
     session: Option<String>,
-    /// The start of the body, enough to see what it is; the rest is only counted, so a
+    /// The start of the body, for error messages; the rest is only scanned and counted, so a
     /// 10 MB answer costs the client no copy.
     head: Bytes,
     length: usize,
+    /// The body (JSON or SSE, wherever in it) carries a JSON-RPC result.
+    has_result: bool,
 }
 
+/// A request with no complete answer by then counts as an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Answer {
-    /// A 2xx whose body (JSON or SSE) carries a JSON-RPC result near its start.
     fn is_result(&self) -> bool {
-        self.status.is_success() && memchr::memmem::find(&self.head, b"\"result\"").is_some()
+        self.status.is_success() && self.has_result
     }
 }
 
@@ -114,6 +118,22 @@ impl Connection {
         session: Option<&str>,
         body: String,
     ) -> Result<Answer, String> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.send_once(method, session, body)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                // The connection may be stuck mid-answer: start over on a new one.
+                self.sender = None;
+                Err(format!("no complete answer within {REQUEST_TIMEOUT:?}"))
+            }
+        }
+    }
+
+    async fn send_once(
+        &mut self,
+        method: Method,
+        session: Option<&str>,
+        body: String,
+    ) -> Result<Answer, String> {
         let url = self.url.clone();
         let sender = self.open().await?;
         let mut request = Request::builder()
@@ -139,12 +159,22 @@ impl Connection {
         let mut body = response.into_body();
         let mut head = Vec::new();
         let mut length = 0;
+        let mut has_result = false;
+        // The end of the previous frame, so a key split across two frames is still found.
+        let mut carry: Vec<u8> = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| e.to_string())?;
             if let Ok(data) = frame.into_data() {
                 length += data.len();
                 if head.len() < 512 {
                     head.extend_from_slice(&data[..data.len().min(512 - head.len())]);
+                }
+                if !has_result {
+                    carry.extend_from_slice(&data[..data.len().min(16)]);
+                    has_result = memchr::memmem::find(&carry, b"\"result\"").is_some()
+                        || memchr::memmem::find(&data, b"\"result\"").is_some();
+                    carry.clear();
+                    carry.extend_from_slice(&data[data.len().saturating_sub(16)..]);
                 }
             }
         }
@@ -153,6 +183,7 @@ impl Connection {
             session,
             head: Bytes::from(head),
             length,
+            has_result,
         })
     }
 
