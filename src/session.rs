@@ -88,12 +88,9 @@ impl Sessions {
         self.lock().remove(id).is_some()
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Drops sessions idle for longer than the timeout; returns how many.

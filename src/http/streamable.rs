@@ -12,6 +12,7 @@ use tracing::{debug, warn};
 use super::{Body, Reject, RequestLog, SESSION_HEADER, accepted, rpc_error};
 use crate::Bridge;
 use crate::jsonrpc::{self, Id, Kind, code};
+use crate::mux::NoAnswer;
 use crate::protocol;
 use crate::session::Lookup;
 
@@ -233,10 +234,10 @@ async fn forward_request(
 /// The request was fine; the child could not answer it. A JSON-RPC error in a 200 lets every
 /// client show the reason, where a 5xx would surface as a bare transport failure.
 fn child_unavailable(id: &Id<'_>, reason: &str, format: Format) -> Response<Body> {
-    let message = format!("mcp-bridge: the MCP server did not answer: {reason}");
+    let why = NoAnswer::child_gone(reason);
     respond(
         format,
-        jsonrpc::error_response(Some(id.raw), code::CHILD_UNAVAILABLE, &message),
+        jsonrpc::error_response(Some(id.raw), why.code, &why.message),
     )
 }
 
