@@ -114,7 +114,7 @@ impl Child {
         let stdin = Stdin::new(stdin).map_err(spawn_error)?;
 
         let last_stderr = Arc::new(Mutex::new(String::new()));
-        tokio::spawn(log_stderr(stderr, name.clone(), last_stderr.clone()));
+        let mut stderr_logger = tokio::spawn(log_stderr(stderr, name.clone(), last_stderr.clone()));
 
         let (exit_tx, exit_rx) = watch::channel(None);
         let stopping = stdin.closing();
@@ -137,6 +137,9 @@ impl Child {
                 }
             };
             let status = status.and_then(Result::ok);
+            // The last stderr line usually says why; it may still be in the pipe. A grandchild
+            // holding stderr open must not delay the report, hence the bound.
+            let _ = tokio::time::timeout(EXIT_SETTLE, &mut stderr_logger).await;
             let description = describe_exit(status, &last_stderr);
             let failed = mux.close(&description);
             if stopping.is_cancelled() {
@@ -550,8 +553,12 @@ async fn log_stderr(stderr: impl AsyncRead + Unpin, name: String, last_line: Arc
                 if line.trim().is_empty() {
                     continue;
                 }
+                // Remembered before logging, so an exit report never misses a line already shown.
+                last_line
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone_from(&line);
                 info!(target: "mcp_bridge::child::stderr", child = %name, "{line}");
-                *last_line.lock().unwrap_or_else(|e| e.into_inner()) = line;
             }
             Ok(None) => break,
             Err(e) => {
