@@ -16,6 +16,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::jsonrpc::{self, IdAt, Kind};
 use crate::mux::{Answer, Mux, NoAnswer};
+use crate::router::Router;
 use crate::stdin::Stdin;
 
 /// What to run, exactly as the user gave it: no shell in between.
@@ -92,7 +93,7 @@ impl Child {
     pub fn spawn(
         command: &ChildCommand,
         limits: ChildLimits,
-        mux: Arc<Mux>,
+        router: Arc<Router>,
     ) -> Result<Child, SpawnError> {
         let spawn_error = |source| SpawnError {
             command: command.display(),
@@ -112,6 +113,7 @@ impl Child {
         let stderr = process.stderr.take().expect("stderr is piped");
 
         let stdin = Stdin::new(stdin).map_err(spawn_error)?;
+        router.attach(stdin.clone());
 
         let last_stderr = Arc::new(Mutex::new(String::new()));
         let mut stderr_logger = tokio::spawn(log_stderr(stderr, name.clone(), last_stderr.clone()));
@@ -122,7 +124,7 @@ impl Child {
             stdout,
             name.clone(),
             limits,
-            mux.clone(),
+            router.clone(),
             stdin.clone(),
         ));
         tokio::spawn(async move {
@@ -141,7 +143,7 @@ impl Child {
             // holding stderr open must not delay the report, hence the bound.
             let _ = tokio::time::timeout(EXIT_SETTLE, &mut stderr_logger).await;
             let description = describe_exit(status, &last_stderr);
-            let failed = mux.close(&description);
+            let failed = router.child_exited(&description);
             if stopping.is_cancelled() {
                 info!(child = %name, "{description}");
             } else {
@@ -187,6 +189,10 @@ impl Child {
                 status: None,
             },
         }
+    }
+
+    pub fn stdin(&self) -> &Stdin {
+        &self.stdin
     }
 
     /// Kills the child's whole process group at once.
@@ -333,9 +339,10 @@ async fn read_stdout(
     mut stdout: impl AsyncRead + Unpin,
     name: String,
     limits: ChildLimits,
-    mux: Arc<Mux>,
+    router: Arc<Router>,
     stdin: Stdin,
 ) {
+    let mux = &router.mux;
     let mut buffer = BytesMut::with_capacity(STDOUT_READ_CHUNK);
     // Bytes of the current line already scanned for a newline, so long lines are scanned once.
     let mut scanned = 0;
@@ -349,13 +356,13 @@ async fn read_stdout(
             let end = buffer.split_to(scanned + pos + 1).freeze();
             scanned = 0;
             if let Some(dropped) = oversized.take() {
-                dropped.finish(&end, &name, limits, &mux);
+                dropped.finish(&end, &name, limits, mux);
             } else if pieces.is_empty() {
-                dispatch(end, &name, &mux, &stdin).await;
+                dispatch(end, &name, &router, &stdin);
             } else {
                 pieces.push(end);
                 pieces_len = 0;
-                dispatch_long(std::mem::take(&mut pieces), &name, &mux, &stdin).await;
+                dispatch_long(std::mem::take(&mut pieces), &name, &router, &stdin);
             }
             continue;
         }
@@ -397,7 +404,7 @@ async fn read_stdout(
     }
     if oversized.is_none() && !(buffer.is_empty() && pieces.is_empty()) {
         pieces.push(buffer.freeze());
-        dispatch(Bytes::from(pieces.concat()), &name, &mux, &stdin).await;
+        dispatch(Bytes::from(pieces.concat()), &name, &router, &stdin);
     }
 }
 
@@ -408,7 +415,7 @@ const LONG_LINE_TAIL: usize = 256;
 
 /// Routes a long line without joining or parsing it when it can be recognised as an answer by
 /// its ends (see [`jsonrpc::sniff_response`]); anything else is joined and dispatched as usual.
-async fn dispatch_long(mut pieces: Vec<Bytes>, name: &str, mux: &Mux, stdin: &Stdin) {
+fn dispatch_long(mut pieces: Vec<Bytes>, name: &str, router: &Router, stdin: &Stdin) {
     let mut last = pieces.pop().expect("a long line has pieces");
     last.truncate(last.trim_ascii_end().len());
     if last.len() < LONG_LINE_TAIL {
@@ -420,7 +427,7 @@ async fn dispatch_long(mut pieces: Vec<Bytes>, name: &str, mux: &Mux, stdin: &St
     let last = &pieces[pieces.len() - 1];
     let Some(sniffed) = jsonrpc::sniff_response(&first[..first.len().min(SNIFF_BYTES)], last)
     else {
-        dispatch(Bytes::from(pieces.concat()), name, mux, stdin).await;
+        dispatch(Bytes::from(pieces.concat()), name, router, stdin);
         return;
     };
     let (id_piece, id_span) = match sniffed.at {
@@ -432,7 +439,7 @@ async fn dispatch_long(mut pieces: Vec<Bytes>, name: &str, mux: &Mux, stdin: &St
         id_piece,
         id_span,
     };
-    if mux.complete(sniffed.bridge_id, answer).is_err() {
+    if router.mux.complete(sniffed.bridge_id, answer).is_err() {
         warn!(child = %name, "dropping an answer to id {}: no request is waiting for it (the client left)", sniffed.bridge_id);
     }
 }
@@ -496,9 +503,9 @@ impl Oversized {
     }
 }
 
-/// Routes one line from the child: answers go to their waiting request, the child's own
-/// requests are answered, notifications are not routed yet, and junk is skipped.
-async fn dispatch(line: Bytes, name: &str, mux: &Mux, stdin: &Stdin) {
+/// Routes one line from the child: answers go to their waiting request, everything else to the
+/// [`Router`], and junk is skipped.
+fn dispatch(line: Bytes, name: &str, router: &Router, stdin: &Stdin) {
     let text = line.trim_ascii_end();
     if text.trim_ascii_start().is_empty() {
         return;
@@ -511,37 +518,18 @@ async fn dispatch(line: Bytes, name: &str, mux: &Mux, stdin: &Stdin) {
             return;
         }
     };
-    match message.kind {
-        Kind::Response { id } => {
-            let Some(bridge_id) = id.as_bridge_id() else {
-                warn!(child = %name, "dropping an answer to id {} that the bridge never sent", id.raw);
-                return;
-            };
-            let answer = Answer::whole(line.clone(), id.span.clone());
-            if mux.complete(bridge_id, answer).is_err() {
-                warn!(child = %name, "dropping an answer to id {bridge_id}: no request is waiting for it (the client left)");
-            }
+    if let Kind::Response { id } = &message.kind {
+        let Some(bridge_id) = id.as_bridge_id() else {
+            warn!(child = %name, "dropping an answer to id {} that the bridge never sent", id.raw);
+            return;
+        };
+        let answer = Answer::whole(line.clone(), id.span.clone());
+        if router.mux.complete(bridge_id, answer).is_err() {
+            warn!(child = %name, "dropping an answer to id {bridge_id}: no request is waiting for it (the client left)");
         }
-        Kind::Request { id, method } => {
-            // The bridge declared no client capabilities, so only ping has an answer.
-            let reply = if method == "ping" {
-                jsonrpc::result_response(id.raw, b"{}")
-            } else {
-                debug!(child = %name, "refusing the child's request {method}: no client can answer it");
-                jsonrpc::error_response(
-                    Some(id.raw),
-                    jsonrpc::code::METHOD_NOT_FOUND,
-                    &format!("mcp-bridge: clients of this bridge cannot answer {method}"),
-                )
-            };
-            let mut reply = BytesMut::from(reply);
-            reply.extend_from_slice(b"\n");
-            let _ = stdin.send(reply.freeze()).await;
-        }
-        Kind::Notification { method } => {
-            debug!(child = %name, "notification {method} from the child is not routed to clients");
-        }
+        return;
     }
+    router.from_child(&line, &message, stdin);
 }
 
 /// Logs the child's stderr line by line, remembering the last line for exit reports.

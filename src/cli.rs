@@ -119,6 +119,26 @@ pub struct Cli {
     #[arg(long, default_value_t = 4096, value_name = "N")]
     pub max_in_flight: usize,
 
+    /// Seconds after which a call still running is answered as an SSE stream (for clients
+    /// that accept one), so keep-alives can flow; earlier if the server reports progress.
+    #[arg(long, default_value = "3", value_name = "SECS", value_parser = parse_seconds)]
+    pub stream_after: Duration,
+
+    /// Seconds between SSE keep-alive comments on a quiet stream (Dify and the Python SDK
+    /// give up after 300 s of silence; proxies often sooner).
+    #[arg(long, default_value = "15", value_name = "SECS", value_parser = parse_seconds)]
+    pub keep_alive: Duration,
+
+    /// Run a server of its own for each session, started by that client's initialize and
+    /// stopped with its session: for servers that keep per-client state. The default shares
+    /// one warm server between all clients.
+    #[arg(long)]
+    pub isolate: bool,
+
+    /// With --isolate: most sessions (so servers) at once; past it initialize gets 503.
+    #[arg(long, default_value_t = 100, value_name = "N", requires = "isolate")]
+    pub max_children: usize,
+
     /// Require this token on every request, as `Authorization: Bearer TOKEN` or
     /// `X-API-Key: TOKEN`. Required to listen on a non-loopback address.
     #[arg(
@@ -222,6 +242,9 @@ impl Cli {
         config.max_sessions = self.max_sessions;
         config.session_idle_timeout = self.session_ttl;
         config.max_in_flight = self.max_in_flight;
+        config.stream_after = self.stream_after;
+        config.keep_alive = self.keep_alive;
+        config.isolate = self.isolate.then_some(self.max_children);
         config.access = AccessPolicy {
             auth_token: self.auth_token,
             allowed_origins: self.allow_origin,

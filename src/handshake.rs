@@ -8,7 +8,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::child::Child;
-use crate::mux::Mux;
+use std::sync::Arc;
+
+use crate::mux::{Mux, Origin};
 use crate::protocol::{self, HandshakeError, InitializeCache};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,17 +31,19 @@ impl From<HandshakeError> for StartError {
     }
 }
 
-/// Sends `initialize` then `notifications/initialized`, and caches the child's result.
+/// Sends `initialize` then `notifications/initialized`, and caches the child's result. The
+/// bridge declares every client capability: it hands the child's requests to clients that
+/// declared them, and answers for the others (see [`crate::router`]).
 pub async fn initialize(
     child: &Child,
-    mux: &Mux,
+    mux: &Arc<Mux>,
     timeout: Duration,
 ) -> Result<InitializeCache, StartError> {
-    let mut ticket = mux.register();
+    let mut ticket = mux.register(Origin::default());
     let request = format!(
         concat!(
             r#"{{"jsonrpc":"2.0","id":{},"method":"initialize","params":{{"protocolVersion":"{}","#,
-            r#""capabilities":{{}},"clientInfo":{{"name":"mcp-bridge","version":"{}"}}}}}}"#,
+            r#""capabilities":{{"sampling":{{}},"elicitation":{{}},"roots":{{"listChanged":true}}}},"clientInfo":{{"name":"mcp-bridge","version":"{}"}}}}}}"#,
             "\n"
         ),
         ticket.id,

@@ -26,6 +26,12 @@ pub mod code {
     pub const UNAUTHORIZED: i64 = -32004;
     /// The child's answer was larger than `--max-message-bytes`.
     pub const ANSWER_TOO_LARGE: i64 = -32005;
+    /// The client cancelled the request (the code LSP uses; MCP defines none).
+    pub const REQUEST_CANCELLED: i64 = -32800;
+    /// 2026-07-28: the `Mcp-*` headers do not match the body.
+    pub const HEADER_MISMATCH: i64 = -32020;
+    /// 2026-07-28: the protocol version asked for is not spoken here.
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 }
 
 /// Only the top-level fields; `params`, `result` and `error` stay raw so that a 10 MB tool result
@@ -128,6 +134,11 @@ pub fn parse_from_client(buf: &[u8]) -> Result<Message<'_>, Invalid> {
         check_id_type(id.raw)?;
     }
     Ok(message)
+}
+
+/// Whether a body is a JSON array (a batch of messages), judged by its first character.
+pub fn is_batch(buf: &[u8]) -> bool {
+    first_non_whitespace(buf) == Some(b'[')
 }
 
 /// Parses a message without the client-facing checks on `jsonrpc` and id types, for lines from
@@ -396,6 +407,15 @@ fn string_end(buf: &[u8], start: usize) -> Option<usize> {
 /// `message` as one stdio line, unchanged but for line breaks.
 pub fn to_line(message: &[u8]) -> Bytes {
     to_line_with_id(message, 0..0, b"")
+}
+
+/// The `notifications/cancelled` line that tells the child to stop working on `bridge_id`.
+pub fn cancellation(bridge_id: u64, reason: &str) -> Bytes {
+    let message = format!(
+        r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{bridge_id},"reason":{}}}}}"#,
+        json_string(reason)
+    );
+    to_line(message.as_bytes())
 }
 
 /// A JSON-RPC error response; `id` is the raw id to echo, or `None` for `null`.

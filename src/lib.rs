@@ -10,8 +10,13 @@
 //! - [`protocol`]: protocol versions and the cached `initialize` answer.
 //! - [`jsonrpc`]: message envelopes, id splicing, error objects.
 //! - [`mux`]: bridge ids and routing answers back to waiting requests.
+//! - [`inbox`]: what the child sends for one request, queued for its reader.
+//! - [`router`]: everything else the child sends, taken to the client it concerns.
+//! - [`fields`]: the few fields inside `params` the bridge routes by.
 //! - [`session`]: `Mcp-Session-Id` sessions and their expiry.
+//! - [`events`]: a session's numbered event stream, with replay.
 //! - [`http`]: the hyper server and the Streamable HTTP endpoint.
+//! - [`isolate`]: `--isolate`, a child of its own for each session.
 //! - [`demo`]: the built-in demo MCP server behind `--demo`.
 //! - [`guard`]: the process that kills the server's whole group if the bridge dies.
 //! - [`shutdown`]: the signals that stop the bridge.
@@ -19,12 +24,17 @@
 pub mod child;
 pub mod cli;
 pub mod demo;
+pub mod events;
+pub mod fields;
 pub mod guard;
 pub mod handshake;
 pub mod http;
+pub mod inbox;
+pub mod isolate;
 pub mod jsonrpc;
 pub mod mux;
 pub mod protocol;
+pub mod router;
 pub mod session;
 pub mod shutdown;
 pub mod stdin;
@@ -43,8 +53,9 @@ use tracing::info;
 use crate::child::{ChildCommand, ChildLimits, SpawnError};
 use crate::handshake::StartError;
 use crate::http::access::AccessPolicy;
-use crate::mux::Mux;
-use crate::session::Sessions;
+use crate::isolate::Isolation;
+use crate::router::Router;
+use crate::session::{Session, Sessions};
 use crate::supervisor::{ChildSpec, RestartPolicy, Supervisor};
 
 /// Everything [`run`] needs, independent of how it was given (command line, tests).
@@ -67,6 +78,14 @@ pub struct Config {
     pub session_idle_timeout: Duration,
     /// Requests waiting on the child at once; past it clients get `503` and `Retry-After`.
     pub max_in_flight: usize,
+    /// A request still unanswered after this long gets its answer as an SSE stream (when the
+    /// client accepts one), so that keep-alives can flow.
+    pub stream_after: Duration,
+    /// How often an SSE stream with nothing to say sends a comment, so that clients and
+    /// proxies with read timeouts keep it open.
+    pub keep_alive: Duration,
+    /// A child of its own for each session, at most this many at once; `None` shares one.
+    pub isolate: Option<usize>,
     pub access: AccessPolicy,
 }
 
@@ -84,6 +103,9 @@ impl Config {
             max_sessions: 10_000,
             session_idle_timeout: Duration::from_secs(30 * 60),
             max_in_flight: 4096,
+            stream_after: Duration::from_secs(3),
+            keep_alive: Duration::from_secs(15),
+            isolate: None,
             access: AccessPolicy::default(),
         }
     }
@@ -106,15 +128,22 @@ const WAIT_FOR_RESTART: Duration = Duration::from_secs(30);
 /// What the HTTP handlers share.
 pub struct Bridge {
     pub supervisor: Supervisor,
-    pub mux: Arc<Mux>,
-    pub sessions: Sessions,
-    pub in_flight: Semaphore,
+    pub router: Arc<Router>,
+    pub sessions: Arc<Sessions>,
+    pub in_flight: Arc<Semaphore>,
     pub max_body_bytes: usize,
     pub request_timeout: Option<Duration>,
+    pub stream_after: Duration,
+    pub keep_alive: Duration,
     pub wait_for_restart: Duration,
     pub access: AccessPolicy,
+    pub isolation: Option<Isolation>,
+    /// How long a child gets at each step of stopping it.
+    pub shutdown_grace: Duration,
     path: String,
     path_with_slash: String,
+    legacy_sse_path: String,
+    legacy_messages_path: String,
 }
 
 impl Bridge {
@@ -122,8 +151,25 @@ impl Bridge {
         path == self.path || path == self.path_with_slash
     }
 
+    /// The router of the child serving `session`: its own with `--isolate`, else the shared one.
+    pub fn router_for<'a>(&'a self, session: &'a Session) -> &'a Arc<Router> {
+        match session.isolated.get() {
+            Some(isolated) => &isolated.router,
+            None => &self.router,
+        }
+    }
+
     pub fn endpoint_path(&self) -> &str {
         &self.path
+    }
+
+    /// Where the legacy HTTP+SSE transport opens its stream: `sse` beside the endpoint.
+    pub fn legacy_sse_path(&self) -> &str {
+        &self.legacy_sse_path
+    }
+
+    pub fn legacy_messages_path(&self) -> &str {
+        &self.legacy_messages_path
     }
 }
 
@@ -135,7 +181,24 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     tokio::pin!(shutdown);
-    let mux = Arc::new(Mux::new());
+    let sessions = Arc::new(Sessions::new(
+        config.max_sessions,
+        config.session_idle_timeout,
+    ));
+    let router = Arc::new(Router::new(sessions.clone()));
+    {
+        let router = Arc::downgrade(&router);
+        let grace = config.shutdown_timeout;
+        sessions.on_end(Box::new(move |session| {
+            if let Some(router) = router.upgrade() {
+                router.session_ended(&session);
+            }
+            if let Some(isolated) = session.isolated.get() {
+                isolated.router.session_ended(&session);
+                isolated.clone().stop(grace);
+            }
+        }));
+    }
     let grace = config.shutdown_timeout;
     let spec = ChildSpec {
         command: config.child.clone(),
@@ -146,22 +209,38 @@ pub async fn run(
         restart: config.restart,
     };
     let (supervisor, supervision) = tokio::select! {
-        started = Supervisor::start(spec, mux.clone()) => started?,
+        started = Supervisor::start(spec, router.clone()) => started?,
         // Stopped while the server was still starting: dropping it kills it.
         _ = &mut shutdown => return Ok(()),
     };
 
     let path = config.path.trim_end_matches('/').to_owned();
+    let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
     let bridge = Arc::new(Bridge {
         supervisor,
-        mux,
-        sessions: Sessions::new(config.max_sessions, config.session_idle_timeout),
-        in_flight: Semaphore::new(config.max_in_flight),
+        router,
+        sessions,
+        in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
         max_body_bytes: config.max_body_bytes,
         request_timeout: config.request_timeout,
+        stream_after: config.stream_after,
+        keep_alive: config.keep_alive,
         wait_for_restart: WAIT_FOR_RESTART,
         access: config.access,
+        shutdown_grace: grace,
+        isolation: config.isolate.map(|max_children| {
+            Isolation::new(
+                config.child.clone(),
+                ChildLimits {
+                    max_message_bytes: config.max_message_bytes,
+                },
+                config.startup_timeout,
+                max_children,
+            )
+        }),
         path_with_slash: format!("{path}/"),
+        legacy_sse_path: format!("{parent}/sse"),
+        legacy_messages_path: format!("{parent}/messages"),
         path,
     });
     let address = listener.local_addr().ok();
@@ -194,7 +273,15 @@ pub async fn run(
     stop.cancel();
     let _ = server.await;
     sweeper.abort();
+    // Every child stops side by side: the shared one and each session's own.
+    let mut stopping = tokio::task::JoinSet::new();
+    for session in bridge.sessions.all() {
+        if let Some(isolated) = session.isolated.get().cloned() {
+            stopping.spawn(async move { isolated.child.shutdown(grace).await });
+        }
+    }
     bridge.supervisor.shutdown(grace).await;
+    stopping.join_all().await;
     outcome
 }
 

@@ -1,14 +1,19 @@
 //! The id multiplexer: hands out a fresh bridge id for every request sent to the child and
-//! routes the child's answer back to whoever is waiting on that id.
+//! routes the child's answer, and what it says about the request before answering, back to
+//! whoever is waiting on that id.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+
+use crate::inbox::{Delivery, Inbox};
+use crate::session::Session;
+use crate::stdin::Stdin;
 
 /// The child's answer to one request: the line, in one or more pieces as it was read (a long
 /// answer is never joined), and where the bridge id sits: which piece, which bytes.
@@ -64,7 +69,24 @@ impl NoAnswer {
     }
 }
 
-type Waiter = oneshot::Sender<Result<Answer, NoAnswer>>;
+/// Who sent a request, so that what the child says about it reaches them.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// `None` for the bridge's own requests and for sessionless (2026-07-28) clients.
+    pub session: Option<Arc<Session>>,
+    /// The client's id as it wrote it, for cancellations that name it.
+    pub client_id: Bytes,
+    /// The client's `_meta.progressToken` as it wrote it; the child sees the bridge id instead.
+    pub progress_token: Option<Bytes>,
+    /// The answer can still become an SSE stream carrying messages related to the request.
+    pub can_stream: bool,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    inbox: Arc<Inbox>,
+    origin: Origin,
+}
 
 /// Several small maps instead of one, so that concurrent requests rarely wait on the same lock.
 const SHARDS: usize = 16;
@@ -97,24 +119,29 @@ impl Mux {
         }
     }
 
-    /// Reserves a bridge id and the slot its answer will arrive in.
-    pub fn register(&self) -> Ticket<'_> {
+    /// Reserves a bridge id and the inbox where what the child says about it will arrive.
+    pub fn register(self: &Arc<Self>, origin: Origin) -> Ticket {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sender, receiver) = oneshot::channel();
+        let inbox = Arc::new(Inbox::default());
         let mut shard = self.shard(id);
         match &shard.closed {
-            Some(reason) => {
-                let _ = sender.send(Err(NoAnswer::child_gone(reason)));
-            }
+            Some(reason) => inbox.push(Delivery::Failed(NoAnswer::child_gone(reason))),
             None => {
-                shard.waiters.insert(id, sender);
+                shard.waiters.insert(
+                    id,
+                    Waiter {
+                        inbox: inbox.clone(),
+                        origin,
+                    },
+                );
             }
         }
         drop(shard);
         Ticket {
-            mux: self,
+            mux: self.clone(),
             id,
-            receiver,
+            inbox,
+            cancel_through: None,
         }
     }
 
@@ -122,12 +149,55 @@ impl Mux {
     pub fn complete(&self, id: u64, answer: Answer) -> Result<(), Answer> {
         let waiter = self.shard(id).waiters.remove(&id);
         match waiter {
-            Some(waiter) => waiter.send(Ok(answer)).map_err(|back| match back {
-                Ok(answer) => answer,
-                Err(_) => unreachable!("only answers are sent through complete"),
-            }),
+            Some(waiter) => {
+                waiter.inbox.push(Delivery::Answer(answer));
+                Ok(())
+            }
             None => Err(answer),
         }
+    }
+
+    /// Hands the request waiting on `id` a related message, made from what is known of its
+    /// sender; false if no request waits on `id` or `message` made nothing.
+    pub fn relate(&self, id: u64, message: impl FnOnce(&Origin) -> Option<Bytes>) -> bool {
+        let shard = self.shard(id);
+        let Some(waiter) = shard.waiters.get(&id) else {
+            return false;
+        };
+        match message(&waiter.origin) {
+            Some(bytes) => {
+                waiter.inbox.push(Delivery::Related(bytes));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The most recently sent request whose origin satisfies `wanted`: its id, inbox and origin.
+    pub fn latest(&self, wanted: impl Fn(&Origin) -> bool) -> Option<(u64, Arc<Inbox>, Origin)> {
+        let mut best: Option<(u64, Arc<Inbox>, Origin)> = None;
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, waiter) in &shard.waiters {
+                if best.as_ref().is_some_and(|(best, _, _)| best > id) || !wanted(&waiter.origin) {
+                    continue;
+                }
+                best = Some((*id, waiter.inbox.clone(), waiter.origin.clone()));
+            }
+        }
+        best
+    }
+
+    /// The id of a request in flight whose origin satisfies `wanted` (a rare lookup: a scan).
+    pub fn find(&self, wanted: impl Fn(&Origin) -> bool) -> Option<u64> {
+        self.shards.iter().find_map(|shard| {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            shard
+                .waiters
+                .iter()
+                .find(|(_, waiter)| wanted(&waiter.origin))
+                .map(|(id, _)| *id)
+        })
     }
 
     /// Fails every request in flight, and every one registered until [`Mux::reopen`], with the
@@ -142,7 +212,9 @@ impl Mux {
             };
             for waiter in waiters {
                 failed += 1;
-                let _ = waiter.send(Err(NoAnswer::child_gone(reason)));
+                waiter
+                    .inbox
+                    .push(Delivery::Failed(NoAnswer::child_gone(reason)));
             }
         }
         failed
@@ -151,7 +223,9 @@ impl Mux {
     /// Fails the one request waiting on `id`, if any.
     pub fn fail(&self, id: u64, why: NoAnswer) -> bool {
         let waiter = self.shard(id).waiters.remove(&id);
-        waiter.is_some_and(|waiter| waiter.send(Err(why)).is_ok())
+        waiter
+            .map(|waiter| waiter.inbox.push(Delivery::Failed(why)))
+            .is_some()
     }
 
     /// Accepts requests again (a new child is ready).
@@ -177,25 +251,77 @@ impl Mux {
     }
 }
 
-/// A reserved bridge id. Dropping it (the HTTP client went away) frees the slot, so an answer
-/// arriving later is logged as unknown instead of piling up.
-pub struct Ticket<'a> {
-    mux: &'a Mux,
+/// A reserved bridge id. Dropping it before the answer came (the HTTP client went away) frees
+/// the slot, so a late answer is logged as unknown instead of piling up, and tells the child to
+/// stop working on it.
+#[derive(Debug)]
+pub struct Ticket {
+    mux: Arc<Mux>,
     pub id: u64,
-    receiver: oneshot::Receiver<Result<Answer, NoAnswer>>,
+    inbox: Arc<Inbox>,
+    /// Where a cancellation goes if the ticket is dropped unanswered: the stdin the request
+    /// went to.
+    cancel_through: Option<Stdin>,
 }
 
-impl Ticket<'_> {
+impl Ticket {
+    /// Marks the request as sent to the child through `stdin`: from now on, giving up on it
+    /// cancels it there.
+    pub fn sent_through(&mut self, stdin: Stdin) {
+        self.cancel_through = Some(stdin);
+    }
+
+    /// The next thing the child sent for this request.
+    pub async fn next(&mut self) -> Delivery {
+        self.settled(self.inbox.next().await)
+    }
+
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Delivery> {
+        self.inbox
+            .poll_next(cx)
+            .map(|delivery| self.settled(delivery))
+    }
+
+    /// Waits for the answer, dropping related messages (for the bridge's own requests).
     pub async fn answer(&mut self) -> Result<Answer, NoAnswer> {
-        (&mut self.receiver)
-            .await
-            .unwrap_or_else(|_| Err(NoAnswer::child_gone("the bridge dropped the request")))
+        loop {
+            match self.next().await {
+                Delivery::Answer(answer) => return Ok(answer),
+                Delivery::Failed(why) => return Err(why),
+                Delivery::Related(_) => {}
+            }
+        }
+    }
+
+    /// Gives up on the request: the child is told to stop, its late answer finds no taker.
+    pub fn cancel(&mut self, reason: &str) {
+        if self.mux.shard(self.id).waiters.remove(&self.id).is_some() {
+            self.send_cancellation(reason);
+        }
+        self.cancel_through = None;
+    }
+
+    fn settled(&mut self, delivery: Delivery) -> Delivery {
+        if !matches!(delivery, Delivery::Related(_)) {
+            // Answered or failed: nothing left to cancel.
+            self.cancel_through = None;
+        }
+        delivery
+    }
+
+    fn send_cancellation(&self, reason: &str) {
+        if let Some(stdin) = &self.cancel_through {
+            let _ = stdin.send_now(crate::jsonrpc::cancellation(self.id, reason));
+        }
     }
 }
 
-impl Drop for Ticket<'_> {
+impl Drop for Ticket {
     fn drop(&mut self) {
-        self.mux.shard(self.id).waiters.remove(&self.id);
+        let unanswered = self.mux.shard(self.id).waiters.remove(&self.id).is_some();
+        if unanswered {
+            self.send_cancellation("mcp-bridge: the client went away");
+        }
     }
 }
 
@@ -257,9 +383,9 @@ mod tests {
 
     #[tokio::test]
     async fn routes_each_answer_to_its_ticket() {
-        let mux = Mux::new();
-        let mut first = mux.register();
-        let mut second = mux.register();
+        let mux = Arc::new(Mux::new());
+        let mut first = mux.register(Origin::default());
+        let mut second = mux.register(Origin::default());
         assert_ne!(first.id, second.id);
         mux.complete(second.id, answer("two")).unwrap();
         mux.complete(first.id, answer("one")).unwrap();
@@ -269,16 +395,16 @@ mod tests {
 
     #[tokio::test]
     async fn dropped_tickets_free_their_slot() {
-        let mux = Mux::new();
-        let id = mux.register().id;
+        let mux = Arc::new(Mux::new());
+        let id = mux.register(Origin::default()).id;
         assert_eq!(mux.in_flight(), 0);
         assert!(mux.complete(id, answer("late")).is_err());
     }
 
     #[tokio::test]
     async fn close_answers_everyone_in_flight_and_later() {
-        let mux = Mux::new();
-        let mut tickets: Vec<_> = (0..40).map(|_| mux.register()).collect();
+        let mux = Arc::new(Mux::new());
+        let mut tickets: Vec<_> = (0..40).map(|_| mux.register(Origin::default())).collect();
         assert_eq!(mux.close("child exited"), 40);
         for ticket in &mut tickets {
             assert!(
@@ -290,7 +416,7 @@ mod tests {
                     .ends_with("child exited")
             );
         }
-        let mut late = mux.register();
+        let mut late = mux.register(Origin::default());
         assert!(
             late.answer()
                 .await
@@ -299,7 +425,7 @@ mod tests {
                 .ends_with("child exited")
         );
         mux.reopen();
-        let mut fresh = mux.register();
+        let mut fresh = mux.register(Origin::default());
         mux.complete(fresh.id, answer("ok")).unwrap();
         assert_eq!(fresh.answer().await.unwrap().to_vec(), b"ok");
     }

@@ -13,6 +13,21 @@ use crate::jsonrpc;
 /// format sort as strings.
 pub const KNOWN_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
+/// The stateless revision: no handshake, no session; each request carries its version.
+pub const STATELESS_VERSION: &str = "2026-07-28";
+
+/// Every version a client may name in `MCP-Protocol-Version`.
+pub const ALL_VERSIONS: [&str; 5] = [
+    KNOWN_VERSIONS[0],
+    KNOWN_VERSIONS[1],
+    KNOWN_VERSIONS[2],
+    KNOWN_VERSIONS[3],
+    STATELESS_VERSION,
+];
+
+/// The last version that allowed JSON-RPC batches.
+pub const LAST_BATCH_VERSION: &str = "2025-03-26";
+
 /// What the bridge asks the child for: the newest version that still has a handshake (the
 /// stateless 2026 revision has none, and a server that echoes versions would claim to speak it).
 pub const CHILD_REQUEST_VERSION: &str = "2025-11-25";
@@ -56,6 +71,7 @@ pub struct InitializeCache {
     child_version: String,
     server_name: String,
     results: HashMap<&'static str, Bytes>,
+    discover: Bytes,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +98,7 @@ impl InitializeCache {
             .and_then(Value::as_str)
             .unwrap_or("unnamed")
             .to_owned();
+        let discover = discover_result(&fields, &child_version);
         let mut results = HashMap::new();
         for version in KNOWN_VERSIONS {
             fields.insert("protocolVersion".into(), Value::from(version));
@@ -92,7 +109,13 @@ impl InitializeCache {
             child_version,
             server_name,
             results,
+            discover,
         })
+    }
+
+    /// The `result` of a 2026-07-28 `server/discover`.
+    pub fn discover_result(&self) -> &[u8] {
+        &self.discover
     }
 
     pub fn child_version(&self) -> &str {
@@ -109,6 +132,34 @@ impl InitializeCache {
         let result = &self.results[version];
         (jsonrpc::result_response(id, result), version)
     }
+}
+
+/// The `server/discover` result made from the child's `initialize` result: every version the
+/// bridge can answer with (handshake versions up to the child's, and the stateless one).
+fn discover_result(initialize: &Map<String, Value>, child_version: &str) -> Bytes {
+    let mut versions: Vec<&str> = KNOWN_VERSIONS
+        .iter()
+        .copied()
+        .filter(|v| *v <= child_version)
+        .collect();
+    if versions.is_empty() {
+        versions.push(KNOWN_VERSIONS[0]);
+    }
+    versions.push(STATELESS_VERSION);
+    let mut result = Map::new();
+    result.insert("supportedVersions".into(), Value::from(versions));
+    for key in ["capabilities", "serverInfo", "instructions"] {
+        if let Some(value) = initialize.get(key) {
+            result.insert(key.into(), value.clone());
+        }
+    }
+    result
+        .entry("capabilities")
+        .or_insert_with(|| Value::Object(Map::new()));
+    result.insert("resultType".into(), Value::from("complete"));
+    result.insert("ttlMs".into(), Value::from(0));
+    result.insert("cacheScope".into(), Value::from("private"));
+    Bytes::from(serde_json::to_vec(&result).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -150,5 +201,17 @@ mod tests {
         assert_eq!(v["result"]["protocolVersion"], "2025-06-18");
         assert_eq!(v["result"]["serverInfo"]["name"], "s");
         assert!(v["result"]["capabilities"]["tools"].is_object());
+        let discover: Value = serde_json::from_slice(cache.discover_result()).unwrap();
+        assert_eq!(
+            discover["supportedVersions"],
+            serde_json::json!([
+                "2024-11-05",
+                "2025-03-26",
+                "2025-06-18",
+                "2025-11-25",
+                "2026-07-28"
+            ])
+        );
+        assert!(discover["capabilities"]["tools"].is_object());
     }
 }

@@ -1,30 +1,123 @@
-//! Sessions: the random `Mcp-Session-Id` each client gets from `initialize`, the protocol
-//! version negotiated for it, and the bounds on them: a maximum count (the least recently used
-//! session makes room) and expiry of sessions whose client never said goodbye.
+//! Sessions: the random `Mcp-Session-Id` each client gets from `initialize`, what was agreed
+//! with it (protocol version, the capabilities it declared), its event stream and resource
+//! subscriptions, and the bounds on sessions: a maximum count (the least recently used session
+//! makes room) and expiry of sessions whose client never said goodbye.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-/// One client's session.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub protocol_version: &'static str,
-    last_seen: Instant,
+use crate::events::EventStream;
+use crate::isolate::Isolated;
+
+/// What a client said it can answer when the child asks (its `initialize` capabilities).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientCapabilities {
+    pub sampling: bool,
+    pub elicitation: bool,
+    pub roots: bool,
 }
 
+impl ClientCapabilities {
+    /// Reads the capabilities from a client's `initialize` params.
+    pub fn from_initialize(params: Option<&serde_json::value::RawValue>) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Params {
+            capabilities: Option<HashMap<String, serde::de::IgnoredAny>>,
+        }
+        let declared = params
+            .and_then(|raw| serde_json::from_str::<Params>(raw.get()).ok())
+            .and_then(|params| params.capabilities)
+            .unwrap_or_default();
+        Self {
+            sampling: declared.contains_key("sampling"),
+            elicitation: declared.contains_key("elicitation"),
+            roots: declared.contains_key("roots"),
+        }
+    }
+
+    /// Whether the client can answer the child's request `method`.
+    pub fn answers(&self, method: &str) -> bool {
+        match method {
+            "sampling/createMessage" => self.sampling,
+            "elicitation/create" => self.elicitation,
+            "roots/list" => self.roots,
+            // Every client answers ping, and other methods are the client's to refuse.
+            _ => true,
+        }
+    }
+}
+
+/// How the session's client talks to the bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Streamable HTTP: answers in the POST responses, a GET stream for the rest.
+    Streamable,
+    /// The 2024-11-05 HTTP+SSE transport: every message to the client goes on its one stream.
+    LegacySse,
+}
+
+/// One client's session.
 #[derive(Debug)]
+pub struct Session {
+    pub id: String,
+    pub protocol_version: &'static str,
+    /// What the client declared; set at creation, or by the legacy transport's `initialize`.
+    client: Mutex<ClientCapabilities>,
+    pub transport: Transport,
+    /// Time of last use, in milliseconds since the table's epoch.
+    last_seen: AtomicU64,
+    pub events: Mutex<EventStream>,
+    /// Resource URIs this session subscribed to.
+    pub subscriptions: Mutex<HashSet<String>>,
+    /// With `--isolate`: the session's own child.
+    pub isolated: OnceLock<Arc<Isolated>>,
+}
+
+impl Session {
+    pub fn client(&self) -> ClientCapabilities {
+        *self.client.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_client(&self, client: ClientCapabilities) {
+        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = client;
+    }
+
+    pub fn events(&self) -> MutexGuard<'_, EventStream> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn subscriptions(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Called with every session that ends (deleted, expired, evicted), outside the table's lock.
+pub type OnEnd = Box<dyn Fn(Arc<Session>) + Send + Sync>;
+
 pub struct Sessions {
-    table: Mutex<HashMap<String, Session>>,
+    table: Mutex<HashMap<String, Arc<Session>>>,
     max_sessions: usize,
     idle_timeout: Duration,
+    epoch: Instant,
+    on_end: OnceLock<OnEnd>,
 }
 
-/// The answer to "may this session id be served?".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    Found(&'static str),
-    Unknown,
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("max_sessions", &self.max_sessions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a new session starts with.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession {
+    pub protocol_version: &'static str,
+    pub client: ClientCapabilities,
+    pub transport: Transport,
 }
 
 impl Sessions {
@@ -33,59 +126,81 @@ impl Sessions {
             table: Mutex::new(HashMap::new()),
             max_sessions: max_sessions.max(1),
             idle_timeout,
+            epoch: Instant::now(),
+            on_end: OnceLock::new(),
         }
     }
 
-    /// Opens a session and returns its id: 128 bits from the OS's CSPRNG, as hex. At the limit
-    /// the least recently used session is closed to make room, so that clients which never
-    /// DELETE cannot lock new ones out.
-    pub fn create(&self, protocol_version: &'static str) -> String {
-        let id = random_id();
-        let mut table = self.lock();
-        if table.len() >= self.max_sessions {
-            let oldest = table
-                .iter()
-                .min_by_key(|(_, session)| session.last_seen)
-                .map(|(id, _)| id.clone());
-            if let Some(oldest) = oldest {
-                table.remove(&oldest);
-                tracing::warn!(
-                    max_sessions = self.max_sessions,
-                    "session limit reached: closed the least recently used session"
-                );
-            }
+    /// Sets what happens to every session that ends; once.
+    pub fn on_end(&self, hook: OnEnd) {
+        let _ = self.on_end.set(hook);
+    }
+
+    /// Opens a session: its id is 128 bits from the OS's CSPRNG, as hex. At the limit the
+    /// least recently used session is closed to make room, so that clients which never DELETE
+    /// cannot lock new ones out.
+    pub fn create(&self, new: NewSession) -> Arc<Session> {
+        let session = Arc::new(Session {
+            id: random_id(),
+            protocol_version: new.protocol_version,
+            client: Mutex::new(new.client),
+            transport: new.transport,
+            last_seen: AtomicU64::new(self.now()),
+            events: Mutex::default(),
+            subscriptions: Mutex::default(),
+            isolated: OnceLock::new(),
+        });
+        let evicted = {
+            let mut table = self.lock();
+            let evicted = if table.len() >= self.max_sessions {
+                let oldest = table
+                    .iter()
+                    .min_by_key(|(_, session)| session.last_seen.load(Ordering::Relaxed))
+                    .map(|(id, _)| id.clone());
+                oldest.and_then(|oldest| table.remove(&oldest))
+            } else {
+                None
+            };
+            table.insert(session.id.clone(), session.clone());
+            evicted
+        };
+        if let Some(evicted) = evicted {
+            tracing::warn!(
+                max_sessions = self.max_sessions,
+                "session limit reached: closed the least recently used session"
+            );
+            self.ended(evicted);
         }
-        table.insert(
-            id.clone(),
-            Session {
-                protocol_version,
-                last_seen: Instant::now(),
-            },
-        );
-        id
+        session
     }
 
     /// Looks a session up and marks it as used now. A session past its idle timeout is gone
     /// even if the periodic sweep has not removed it yet.
-    pub fn touch(&self, id: &str) -> Lookup {
-        let now = Instant::now();
+    pub fn touch(&self, id: &str) -> Option<Arc<Session>> {
+        let now = self.now();
         let mut table = self.lock();
-        match table.get_mut(id) {
-            Some(session) if now.duration_since(session.last_seen) < self.idle_timeout => {
-                session.last_seen = now;
-                Lookup::Found(session.protocol_version)
+        let session = table.get(id)?;
+        if self.is_idle(session, now) {
+            let expired = table.remove(id);
+            drop(table);
+            if let Some(expired) = expired {
+                self.ended(expired);
             }
-            Some(_) => {
-                table.remove(id);
-                Lookup::Unknown
-            }
-            None => Lookup::Unknown,
+            return None;
         }
+        session.last_seen.store(now, Ordering::Relaxed);
+        Some(session.clone())
     }
 
     /// Ends a session; false if there was none.
     pub fn remove(&self, id: &str) -> bool {
-        self.lock().remove(id).is_some()
+        let removed = self.lock().remove(id);
+        removed.map(|session| self.ended(session)).is_some()
+    }
+
+    /// Every session now, for broadcasts.
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.lock().values().cloned().collect()
     }
 
     #[cfg(test)]
@@ -95,11 +210,21 @@ impl Sessions {
 
     /// Drops sessions idle for longer than the timeout; returns how many.
     pub fn expire_idle(&self) -> usize {
-        let now = Instant::now();
-        let mut table = self.lock();
-        let before = table.len();
-        table.retain(|_, s| now.duration_since(s.last_seen) < self.idle_timeout);
-        before - table.len()
+        let now = self.now();
+        let expired: Vec<Arc<Session>> = {
+            let mut table = self.lock();
+            let idle: Vec<String> = table
+                .iter()
+                .filter(|(_, session)| self.is_idle(session, now))
+                .map(|(id, _)| id.clone())
+                .collect();
+            idle.iter().filter_map(|id| table.remove(id)).collect()
+        };
+        let count = expired.len();
+        for session in expired {
+            self.ended(session);
+        }
+        count
     }
 
     /// Expires idle sessions every so often, for as long as the bridge runs.
@@ -121,7 +246,25 @@ impl Sessions {
         self.lock().contains_key(id)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+    fn is_idle(&self, session: &Session, now: u64) -> bool {
+        // A client holding a stream open is not idle, however long it stays quiet.
+        let quiet =
+            Duration::from_millis(now.saturating_sub(session.last_seen.load(Ordering::Relaxed)));
+        quiet >= self.idle_timeout && !session.events().is_open()
+    }
+
+    fn ended(&self, session: Arc<Session>) {
+        session.events().close();
+        if let Some(hook) = self.on_end.get() {
+            hook(session);
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Session>>> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -141,11 +284,19 @@ fn random_id() -> String {
 mod tests {
     use super::*;
 
+    fn new(version: &'static str) -> NewSession {
+        NewSession {
+            protocol_version: version,
+            client: ClientCapabilities::default(),
+            transport: Transport::Streamable,
+        }
+    }
+
     #[test]
     fn ids_are_random_hex_and_unique() {
         let sessions = Sessions::new(10, Duration::from_secs(60));
-        let a = sessions.create("2025-06-18");
-        let b = sessions.create("2025-06-18");
+        let a = sessions.create(new("2025-06-18")).id.clone();
+        let b = sessions.create(new("2025-06-18")).id.clone();
         assert_ne!(a, b);
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
@@ -154,31 +305,31 @@ mod tests {
     #[test]
     fn lookup_remove_and_expiry() {
         let sessions = Sessions::new(10, Duration::from_millis(30));
-        let id = sessions.create("2025-03-26");
-        assert_eq!(sessions.touch(&id), Lookup::Found("2025-03-26"));
+        let id = sessions.create(new("2025-03-26")).id.clone();
+        assert_eq!(sessions.touch(&id).unwrap().protocol_version, "2025-03-26");
         assert!(sessions.remove(&id));
-        assert_eq!(sessions.touch(&id), Lookup::Unknown);
+        assert!(sessions.touch(&id).is_none());
         assert!(!sessions.remove(&id));
 
-        let idle = sessions.create("2025-03-26");
+        let idle = sessions.create(new("2025-03-26")).id.clone();
         std::thread::sleep(Duration::from_millis(40));
-        let fresh = sessions.create("2025-03-26");
+        let fresh = sessions.create(new("2025-03-26")).id.clone();
         assert_eq!(sessions.expire_idle(), 1);
-        assert_eq!(sessions.touch(&idle), Lookup::Unknown);
-        assert_eq!(sessions.touch(&fresh), Lookup::Found("2025-03-26"));
+        assert!(sessions.touch(&idle).is_none());
+        assert!(sessions.touch(&fresh).is_some());
     }
 
     #[test]
     fn the_least_recently_used_session_makes_room() {
         let sessions = Sessions::new(3, Duration::from_secs(60));
-        let first = sessions.create("2025-06-18");
+        let first = sessions.create(new("2025-06-18")).id.clone();
         std::thread::sleep(Duration::from_millis(2));
-        let second = sessions.create("2025-06-18");
+        let second = sessions.create(new("2025-06-18")).id.clone();
         std::thread::sleep(Duration::from_millis(2));
-        let third = sessions.create("2025-06-18");
+        let third = sessions.create(new("2025-06-18")).id.clone();
         std::thread::sleep(Duration::from_millis(2));
         sessions.touch(&first);
-        let fourth = sessions.create("2025-06-18");
+        let fourth = sessions.create(new("2025-06-18")).id.clone();
         assert_eq!(sessions.len(), 3);
         assert!(!sessions.contains(&second));
         for kept in [&first, &third, &fourth] {

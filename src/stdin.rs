@@ -66,40 +66,52 @@ impl Stdin {
 
     /// Writes one line (ending in `\n`), or queues it behind the lines before it.
     pub async fn send(&self, line: Bytes) -> Result<(), Closed> {
-        let inner = &self.inner;
+        let mut line = Some(line);
         loop {
-            let room = inner.room.notified();
+            let room = self.inner.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            {
-                let mut queue = inner.lock();
-                let Some(pipe) = queue.pipe.clone() else {
-                    return Err(Closed);
-                };
-                if queue.lines.is_empty() {
-                    match pipe.try_write(&line) {
-                        Ok(written) if written == line.len() => return Ok(()),
-                        Ok(written) => queue.lines.push_back(line.slice(written..)),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            queue.lines.push_back(line)
-                        }
-                        Err(e) => {
-                            debug!("writing to the child's stdin failed: {e}");
-                            queue.close();
-                            return Err(Closed);
-                        }
-                    }
-                    inner.work.notify_one();
-                    return Ok(());
-                }
-                if queue.lines.len() < QUEUE_LIMIT {
-                    // The writer was told when the queue stopped being empty.
-                    queue.lines.push_back(line);
-                    return Ok(());
-                }
+            if self.enqueue(&mut line, false)? {
+                return Ok(());
             }
             room.await;
         }
+    }
+
+    /// Like [`Stdin::send`] but never waits: for the bridge's own small control messages
+    /// (cancellations), sent where there is no task to wait in. A full queue takes it anyway.
+    pub fn send_now(&self, line: Bytes) -> Result<(), Closed> {
+        self.enqueue(&mut Some(line), true).map(|_| ())
+    }
+
+    /// Writes or queues `line`; false (and `line` kept) when the queue is full.
+    fn enqueue(&self, line: &mut Option<Bytes>, over_limit: bool) -> Result<bool, Closed> {
+        let inner = &self.inner;
+        let mut queue = inner.lock();
+        let Some(pipe) = queue.pipe.clone() else {
+            return Err(Closed);
+        };
+        if queue.lines.is_empty() {
+            let line = line.take().expect("a line to send");
+            match pipe.try_write(&line) {
+                Ok(written) if written == line.len() => return Ok(true),
+                Ok(written) => queue.lines.push_back(line.slice(written..)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => queue.lines.push_back(line),
+                Err(e) => {
+                    debug!("writing to the child's stdin failed: {e}");
+                    queue.close();
+                    return Err(Closed);
+                }
+            }
+            inner.work.notify_one();
+            return Ok(true);
+        }
+        if over_limit || queue.lines.len() < QUEUE_LIMIT {
+            // The writer was told when the queue stopped being empty.
+            queue.lines.push_back(line.take().expect("a line to send"));
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Closes the pipe: the child sees the end of its input.

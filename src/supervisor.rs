@@ -11,8 +11,8 @@ use tracing::{error, info, warn};
 use crate::RunError;
 use crate::child::{Child, ChildCommand, ChildLimits, Exit};
 use crate::handshake;
-use crate::mux::Mux;
 use crate::protocol::InitializeCache;
+use crate::router::Router;
 
 /// When to start the server again after it exits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -74,12 +74,12 @@ impl Supervisor {
     /// The returned task ends with the child's last exit when the policy says not to restart.
     pub async fn start(
         spec: ChildSpec,
-        mux: Arc<Mux>,
+        router: Arc<Router>,
     ) -> Result<(Supervisor, tokio::task::JoinHandle<Option<Exit>>), RunError> {
-        let serving = Arc::new(start_child(&spec, &mux).await?);
+        let serving = Arc::new(start_child(&spec, &router).await?);
         let (state_tx, state) = watch::channel(State::Ready(serving.clone()));
         let stop = CancellationToken::new();
-        let task = tokio::spawn(supervise(serving, spec, mux, state_tx, stop.clone()));
+        let task = tokio::spawn(supervise(serving, spec, router, state_tx, stop.clone()));
         Ok((Supervisor { state, stop }, task))
     }
 
@@ -126,11 +126,11 @@ impl Supervisor {
     }
 }
 
-async fn start_child(spec: &ChildSpec, mux: &Arc<Mux>) -> Result<Serving, RunError> {
-    let child = Child::spawn(&spec.command, spec.limits, mux.clone())?;
+pub async fn start_child(spec: &ChildSpec, router: &Arc<Router>) -> Result<Serving, RunError> {
+    let child = Child::spawn(&spec.command, spec.limits, router.clone())?;
     // The previous child's death closed the mux; this one's handshake needs it open.
-    mux.reopen();
-    match handshake::initialize(&child, mux, spec.startup_timeout).await {
+    router.mux.reopen();
+    match handshake::initialize(&child, &router.mux, spec.startup_timeout).await {
         Ok(hello) => {
             info!(
                 server = hello.server_name(),
@@ -149,7 +149,7 @@ async fn start_child(spec: &ChildSpec, mux: &Arc<Mux>) -> Result<Serving, RunErr
 async fn supervise(
     mut serving: Arc<Serving>,
     spec: ChildSpec,
-    mux: Arc<Mux>,
+    router: Arc<Router>,
     state: watch::Sender<State>,
     stop: CancellationToken,
 ) -> Option<Exit> {
@@ -181,7 +181,7 @@ async fn supervise(
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
             let started = tokio::select! {
-                started = start_child(&spec, &mux) => started,
+                started = start_child(&spec, &router) => started,
                 // Dropping the half-started child kills its process group.
                 _ = stop.cancelled() => return None,
             };
@@ -190,6 +190,7 @@ async fn supervise(
                 Err(e) => error!("the MCP server did not restart: {e}"),
             }
         };
+        router.resubscribe();
         state.send_replace(State::Ready(serving.clone()));
         info!("the MCP server is serving again");
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Bridge, Http, fixture_command, tool_text};
+use support::{Bridge, Http, fixture_command, reply_messages, tool_text};
 
 /// Dify's headers on every POST.
 fn dify_headers(session: Option<&str>) -> Vec<(&str, &str)> {
@@ -69,7 +69,8 @@ async fn dify_call(http: &Http, url: &str, request: Value) -> Value {
         ("cache-control", "no-store"),
         ("mcp-session-id", session.as_str()),
     ];
-    let probe = http.send(Method::GET, url, &get_headers, "");
+    // Kept open for the whole session, like Dify's; only its headers are awaited.
+    let probe = http.open(Method::GET, url, &get_headers, "");
     let (initialized, probe) = tokio::join!(initialized, probe);
     assert_eq!(initialized.status, StatusCode::ACCEPTED);
     assert!(initialized.body.is_empty());
@@ -90,9 +91,12 @@ async fn dify_call(http: &Http, url: &str, request: Value) -> Value {
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    let answer = reply.json();
+    // JSON or an SSE stream ending in the answer: Dify reads both.
+    let answer = reply_messages(&reply).pop().expect("an answer");
     assert_eq!(answer["id"], 1);
 
+    // Dify closes its stream just before the DELETE.
+    drop(probe);
     let deleted = http
         .send(Method::DELETE, url, &dify_headers(Some(&session)), "")
         .await;

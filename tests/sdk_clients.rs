@@ -88,17 +88,22 @@ fn every_sdk_lists_and_calls_the_demo_tools() {
             &bridge.url,
             &["list-and-call", "add", r#"{"a": 20, "b": 22}"#, "42"],
         );
-        assert!(out.contains("server=mcp-bridge-demo"), "{out}");
-        assert!(
-            out.contains("protocol=2025-11-25"),
-            "{sdk:?} asks for the newest: {out}"
-        );
+        // The 2.x client speaks the stateless revision, which has no handshake to name the
+        // server; the others initialize with the newest version.
+        let expected = match sdk {
+            Sdk::Python2 => "protocol=2026-07-28",
+            Sdk::Python1 | Sdk::TypeScript => "protocol=2025-11-25",
+        };
+        assert!(out.contains(expected), "{sdk:?}: {out}");
+        if !matches!(sdk, Sdk::Python2) {
+            assert!(out.contains("server=mcp-bridge-demo"), "{out}");
+        }
     }
     bridge.stop();
 }
 
 #[test]
-fn python_sdk_2_falls_back_from_server_discover_to_initialize() {
+fn python_sdk_2_speaks_the_stateless_revision_after_server_discover() {
     let mut bridge = Bridge::start(&["--demo"]);
     let out = run_client(
         Sdk::Python2,
@@ -110,13 +115,15 @@ fn python_sdk_2_falls_back_from_server_discover_to_initialize() {
             "after discover",
         ],
     );
-    assert!(out.contains("negotiation=initialize"), "{out}");
+    assert!(out.contains("negotiation=discover"), "{out}");
+    let log = bridge.log();
     assert!(
-        bridge
-            .log()
-            .contains("POST /mcp server/discover session=- 400"),
-        "the 2.x client probed server/discover first:\n{}",
-        bridge.log()
+        log.contains("POST /mcp server/discover session=- 200"),
+        "the 2.x client probed server/discover first:\n{log}"
+    );
+    assert!(
+        log.contains("POST /mcp tools/call session=- 200") && !log.contains("POST /mcp initialize"),
+        "then called without a handshake or a session:\n{log}"
     );
     bridge.stop();
 }

@@ -2,7 +2,13 @@
 //! one log line per request, and the JSON-RPC error responses every endpoint shares.
 
 pub mod access;
+mod batch;
 mod body;
+mod call;
+mod isolated;
+mod legacy_sse;
+mod sse;
+mod stateless;
 mod streamable;
 
 pub use body::Body;
@@ -100,7 +106,7 @@ pub struct RequestLog {
     pub session: Option<String>,
 }
 
-async fn handle(bridge: &Bridge, request: Request<Incoming>) -> Response<Body> {
+async fn handle(bridge: &Arc<Bridge>, request: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().clone();
     let uri = request.uri().clone();
@@ -119,7 +125,7 @@ async fn handle(bridge: &Bridge, request: Request<Incoming>) -> Response<Body> {
 }
 
 async fn route(
-    bridge: &Bridge,
+    bridge: &Arc<Bridge>,
     request: Request<Incoming>,
     log: &mut RequestLog,
 ) -> Response<Body> {
@@ -132,7 +138,7 @@ async fn route(
 }
 
 async fn route_allowed(
-    bridge: &Bridge,
+    bridge: &Arc<Bridge>,
     request: Request<Incoming>,
     log: &mut RequestLog,
 ) -> Response<Body> {
@@ -155,10 +161,18 @@ async fn route_allowed(
     if let Err(denied) = bridge.access.check(&request) {
         return refuse(denied);
     }
+    if path == bridge.legacy_sse_path() && request.method() == Method::GET {
+        let messages = bridge.legacy_messages_path().to_owned();
+        return legacy_sse::open(bridge, &messages, log);
+    }
+    if path == bridge.legacy_messages_path() && request.method() == Method::POST {
+        return legacy_sse::post(bridge, request, log).await;
+    }
     if !bridge.is_endpoint(path) {
         let message = format!(
-            "no MCP endpoint at {path}; this bridge serves {}",
-            bridge.endpoint_path()
+            "no MCP endpoint at {path}; this bridge serves {} (and the legacy SSE transport at {})",
+            bridge.endpoint_path(),
+            bridge.legacy_sse_path()
         );
         return rpc_error(
             StatusCode::NOT_FOUND,
@@ -169,10 +183,12 @@ async fn route_allowed(
     }
     match *request.method() {
         Method::POST => streamable::post(bridge, request, log).await,
+        Method::GET => streamable::get(bridge, &request, log),
         Method::DELETE => streamable::delete(bridge, &request, log),
         _ => {
             let message = format!(
-                "{} is not supported here: POST JSON-RPC messages, DELETE to end a session",
+                "{} is not supported here: POST JSON-RPC messages, GET the session's event \
+                 stream, DELETE to end a session",
                 request.method()
             );
             let mut response = rpc_error(
@@ -183,7 +199,7 @@ async fn route_allowed(
             );
             response
                 .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
             response
         }
     }

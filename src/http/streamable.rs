@@ -1,27 +1,36 @@
 //! The Streamable HTTP endpoint: `initialize` answered from the cache, sessions checked,
-//! requests forwarded to the child under a fresh id and answered with the original id restored,
-//! notifications accepted with `202`, `DELETE` ending a session.
+//! requests forwarded to the child and answered as JSON or, when the child has something to say
+//! first or takes long, as an SSE stream; notifications and client answers accepted with `202`;
+//! a GET stream per session; `DELETE` ending a session.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::{Body, Reject, RequestLog, SESSION_HEADER, accepted, rpc_error};
+use super::call::{self, Call, Outgoing, Refused, Step};
+use super::sse::{self, AnswerStream, SessionStream};
+use super::{
+    Body, Reject, RequestLog, SESSION_HEADER, accepted, batch, isolated, rpc_error, stateless,
+};
 use crate::Bridge;
+use crate::fields::Fields;
 use crate::jsonrpc::{self, Id, Kind, code};
-use crate::mux::NoAnswer;
 use crate::protocol;
-use crate::session::Lookup;
+use crate::session::{ClientCapabilities, NewSession, Session, Transport};
 
-/// How the client wants a request's answer.
+/// The header naming the protocol version a request speaks.
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// What the client's `Accept` allows for a request's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Json,
-    /// The client accepts only `text/event-stream`: the answer goes out as one SSE event.
-    EventStream,
+pub struct Accepts {
+    pub json: bool,
+    pub event_stream: bool,
 }
 
 pub async fn post(
@@ -31,16 +40,23 @@ pub async fn post(
 ) -> Response<Body> {
     let headers = request.headers();
     let checked = check_content_type(headers)
-        .and_then(|()| answer_format(headers))
-        .and_then(|format| Ok((format, session_header(headers)?.map(str::to_owned))));
-    let (format, session) = match checked {
+        .and_then(|()| accepts(headers))
+        .and_then(|accepts| Ok((accepts, session_header(headers)?.map(str::to_owned))))
+        .and_then(|(accepts, session)| Ok((accepts, session, version_header(headers)?)));
+    let (accepts, session_id, version) = match checked {
         Ok(checked) => checked,
         Err(reject) => return reject.into_response(),
     };
+    if version == Some(protocol::STATELESS_VERSION) {
+        return stateless::post(bridge, request, accepts, log).await;
+    }
     let body = match read_body(request, bridge.max_body_bytes).await {
         Ok(body) => body,
         Err(reject) => return reject.into_response(),
     };
+    if jsonrpc::is_batch(&body) {
+        return batch::post(bridge, &body, session_id, version, log).await;
+    }
     let message = match jsonrpc::parse_from_client(&body) {
         Ok(message) => message,
         Err(invalid) => {
@@ -56,66 +72,167 @@ pub async fn post(
 
     match &message.kind {
         Kind::Request { id, method } if method == "initialize" => {
-            return initialize(bridge, id, message.params, format, log).await;
+            if let Some(isolation) = &bridge.isolation {
+                return isolated::respond_initialize(
+                    bridge,
+                    isolation,
+                    &body,
+                    id,
+                    message.params,
+                    accepts,
+                    log,
+                )
+                .await;
+            }
+            return initialize(bridge, id, message.params, accepts, log).await;
         }
-        Kind::Request { id, method } if method == "server/discover" && session.is_none() => {
-            // The stateless 2026 revision's probe: a 400 carrying a JSON-RPC error makes the
-            // client fall back to the initialize handshake this bridge speaks.
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                Some(id.raw),
-                code::METHOD_NOT_FOUND,
-                "server/discover is not supported: this server needs the initialize handshake \
-                 (protocol versions 2024-11-05 to 2025-11-25)",
-            );
+        Kind::Request { id, method } if method == "server/discover" && session_id.is_none() => {
+            return stateless::discover(bridge, id.raw).await;
         }
         _ => {}
     }
 
-    let Some(session) = session else {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            request_id(&message.kind),
-            code::SESSION_REQUIRED,
-            "missing Mcp-Session-Id header: send initialize first, then the session id it returns \
-             with every request",
-        );
+    let session = match find_session(bridge, session_id, log) {
+        Ok(session) => session,
+        Err(none) => return none.response(request_id(&message.kind)),
     };
-    if let Lookup::Unknown = bridge.sessions.touch(&session) {
-        log.session = Some(session);
-        return unknown_session(request_id(&message.kind));
-    }
-    log.session = Some(session);
 
     match message.kind {
-        Kind::Request { id, .. } => forward_request(bridge, &body, &id, format).await,
-        Kind::Notification { method } if method == "notifications/initialized" => {
-            // The bridge already told the child once, at start.
-            accepted()
-        }
-        Kind::Notification { method } if method == "notifications/cancelled" => {
-            // Its requestId is the client's, which the child has never seen; forwarding it as is
-            // could cancel another client's request.
-            debug!("not forwarding notifications/cancelled: request ids are not mapped yet");
-            accepted()
+        Kind::Request { id, method } => {
+            if let Some(response) =
+                subscription(bridge, &session, &method, &id, &body, message.params).await
+            {
+                return response;
+            }
+            let outgoing = Outgoing {
+                body: &body,
+                id: &id,
+                params: message.params,
+                session: Some(session),
+                can_stream: accepts.event_stream,
+                stateless: false,
+            };
+            answer(bridge, outgoing, accepts).await
         }
         Kind::Notification { method } => {
-            match bridge.supervisor.current() {
-                Some(serving) => {
-                    if let Err(gone) = serving.child.send(jsonrpc::to_line(&body)).await {
-                        debug!("{method} not delivered: {gone}");
-                    }
-                }
-                None => warn!("{method} not delivered: the MCP server is restarting"),
+            notification(bridge, &session, &method, &body, message.params).await;
+            accepted()
+        }
+        Kind::Response { id } => {
+            if !bridge
+                .router_for(&session)
+                .client_answer(&session, &id, &body)
+            {
+                debug!(
+                    "a client answered id {}, which no request of the server's waits on",
+                    id.raw
+                );
             }
             accepted()
         }
-        Kind::Response { .. } => {
-            // No request of the child's is ever handed to a client, so nothing waits for this.
-            debug!("ignoring a response from a client: no server-to-client request is open");
-            accepted()
+    }
+}
+
+/// Why a request has no session to run in.
+#[derive(Debug, Clone, Copy)]
+pub enum NoSession {
+    /// No `Mcp-Session-Id`: `400`.
+    Missing,
+    /// Deleted or expired: `404`, so the client starts over with `initialize`.
+    Unknown,
+}
+
+impl NoSession {
+    pub fn response(self, request_id: Option<&str>) -> Response<Body> {
+        match self {
+            NoSession::Missing => rpc_error(
+                StatusCode::BAD_REQUEST,
+                request_id,
+                code::SESSION_REQUIRED,
+                "missing Mcp-Session-Id header: send initialize first, then the session id it \
+                 returns with every request",
+            ),
+            NoSession::Unknown => unknown_session(request_id),
         }
     }
+}
+
+/// Looks up the session a request names, marking it used.
+pub fn find_session(
+    bridge: &Bridge,
+    session_id: Option<String>,
+    log: &mut RequestLog,
+) -> Result<Arc<Session>, NoSession> {
+    let session_id = session_id.ok_or(NoSession::Missing)?;
+    let found = bridge.sessions.touch(&session_id);
+    log.session = Some(session_id);
+    found.ok_or(NoSession::Unknown)
+}
+
+/// What a client's notification does: `initialized` was said to the child once already, a
+/// cancellation is mapped to the request as the child knows it, the rest goes to the child.
+pub async fn notification(
+    bridge: &Bridge,
+    session: &Arc<Session>,
+    method: &str,
+    body: &Bytes,
+    params: Option<&RawValue>,
+) {
+    let isolated = session.isolated.get();
+    match method {
+        // A shared child heard it once, from the bridge; an isolated one hears its client's.
+        "notifications/initialized" if isolated.is_none() => {}
+        "notifications/cancelled" => {
+            if !call::cancel_for_client(bridge.router_for(session), session, body, params) {
+                debug!("notifications/cancelled names no request of this session in flight");
+            }
+        }
+        _ => {
+            let child = match isolated {
+                Some(isolated) => Some(isolated.child.clone()),
+                None => bridge.supervisor.current().map(|s| s.child.clone()),
+            };
+            match child {
+                Some(child) => {
+                    if let Err(gone) = child.send(jsonrpc::to_line(body)).await {
+                        debug!("{method} not delivered: {gone}");
+                    }
+                }
+                None => debug!("{method} not delivered: the MCP server is restarting"),
+            }
+        }
+    }
+}
+
+/// `resources/subscribe` and `unsubscribe`, counted across sessions: only the first subscriber
+/// of a URI reaches the child, and only the last to leave; the others are answered here.
+pub async fn subscription(
+    bridge: &Bridge,
+    session: &Arc<Session>,
+    method: &str,
+    id: &Id<'_>,
+    body: &Bytes,
+    params: Option<&RawValue>,
+) -> Option<Response<Body>> {
+    let subscribing = match method {
+        "resources/subscribe" => true,
+        "resources/unsubscribe" => false,
+        _ => return None,
+    };
+    let uri = Fields::read(body, params).uri?.into_owned();
+    let router = bridge.router_for(session);
+    let tell_child = if subscribing {
+        router.subscribe(session, &uri)
+    } else {
+        router.unsubscribe(session, &uri)
+    };
+    if tell_child {
+        return None;
+    }
+    Some(super::json(
+        StatusCode::OK,
+        jsonrpc::result_response(id.raw, b"{}"),
+    ))
 }
 
 pub fn delete(
@@ -145,134 +262,130 @@ pub fn delete(
     }
 }
 
+/// The session's event stream: what the child says that no request waits for.
+pub fn get(bridge: &Bridge, request: &Request<Incoming>, log: &mut RequestLog) -> Response<Body> {
+    let headers = request.headers();
+    let wants_stream = accepts(headers).is_ok_and(|a| a.event_stream)
+        && headers.contains_key(http::header::ACCEPT);
+    if !wants_stream {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            code::INVALID_REQUEST,
+            "GET opens the session's event stream: send Accept: text/event-stream",
+        );
+    }
+    let session_id = match session_header(headers) {
+        Ok(session) => session.map(str::to_owned),
+        Err(reject) => return reject.into_response(),
+    };
+    let session = match find_session(bridge, session_id, log) {
+        Ok(session) => session,
+        Err(none) => return none.response(None),
+    };
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let events = session.events().open(last_event_id);
+    sse::response(Body::streaming(SessionStream::new(
+        events,
+        bridge.keep_alive,
+    )))
+}
+
 async fn initialize(
     bridge: &Bridge,
     id: &Id<'_>,
     params: Option<&RawValue>,
-    format: Format,
+    accepts: Accepts,
     log: &mut RequestLog,
 ) -> Response<Body> {
     let serving = match bridge.supervisor.serving(bridge.wait_for_restart).await {
         Ok(serving) => serving,
-        Err(reason) => return child_unavailable(id, &reason, format),
+        Err(reason) => return refused(call::child_gone(id, &reason), accepts),
     };
     let requested = protocol::requested_version(params);
     let (answer, version) = serving.hello.answer(id.raw, requested.as_deref());
-    let session = bridge.sessions.create(version);
-    let mut response = respond(format, answer);
+    let session = bridge.sessions.create(NewSession {
+        protocol_version: version,
+        client: ClientCapabilities::from_initialize(params),
+        transport: Transport::Streamable,
+    });
+    let mut response = respond(accepts, vec![answer]);
     response.headers_mut().insert(
         SESSION_HEADER,
-        HeaderValue::from_str(&session).expect("hex is a valid header value"),
+        HeaderValue::from_str(&session.id).expect("hex is a valid header value"),
     );
-    log.session = Some(session);
+    log.session = Some(session.id.clone());
     response
 }
 
-/// Sends the request to the child under a fresh bridge id and answers with the child's answer,
-/// the client's own id put back in place.
-async fn forward_request(
-    bridge: &Bridge,
-    body: &[u8],
-    id: &Id<'_>,
-    format: Format,
-) -> Response<Body> {
-    let Ok(_permit) = bridge.in_flight.try_acquire() else {
-        let mut response = rpc_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(id.raw),
-            code::OVERLOADED,
-            "too many requests in flight (--max-in-flight); retry shortly",
-        );
+/// Forwards a request and answers with what the child says: plain JSON when the answer comes
+/// first; an SSE stream when a related message comes first, or when the answer takes longer
+/// than `--stream-after` (so keep-alives can flow), if the client accepts SSE.
+pub async fn answer(bridge: &Bridge, outgoing: Outgoing<'_>, accepts: Accepts) -> Response<Body> {
+    let session = outgoing.session.clone();
+    let mut call = match Call::start(bridge, outgoing).await {
+        Ok(call) => call,
+        Err(refusal) => return refused(refusal, accepts),
+    };
+    if !accepts.event_stream {
+        loop {
+            match call.step().await {
+                Step::Final(chunks) => return respond(accepts, chunks),
+                // A client that takes no stream: its session's event stream, if open, gets it.
+                Step::Related(message) => {
+                    if !session.as_ref().is_some_and(|s| s.events().send(&message)) {
+                        debug!("dropping a message for a request whose client takes no stream");
+                    }
+                }
+            }
+        }
+    }
+    let first = tokio::select! {
+        step = call.step() => match step {
+            Step::Final(chunks) => return respond(accepts, chunks),
+            Step::Related(message) => Some(message),
+        },
+        _ = tokio::time::sleep(bridge.stream_after) => None,
+    };
+    sse::response(Body::streaming(AnswerStream::new(
+        call,
+        first,
+        bridge.keep_alive,
+    )))
+}
+
+/// A call that could not start, answered in the format the client takes.
+pub fn refused(refusal: Refused, accepts: Accepts) -> Response<Body> {
+    let mut response = respond(accepts, vec![refusal.message]);
+    *response.status_mut() = refusal.status;
+    if refusal.busy {
         response
             .headers_mut()
             .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
-    };
-    let serving = match bridge.supervisor.serving(bridge.wait_for_restart).await {
-        Ok(serving) => serving,
-        Err(reason) => return child_unavailable(id, &reason, format),
-    };
-    let mut ticket = bridge.mux.register();
-    let bridge_id = itoa::Buffer::new().format(ticket.id).to_owned();
-    let line = jsonrpc::to_line_with_id(body, id.span.clone(), bridge_id.as_bytes());
-    if let Err(gone) = serving.child.send(line).await {
-        return child_unavailable(id, &gone.0, format);
-    }
-    let answer = match bridge.request_timeout {
-        None => ticket.answer().await,
-        Some(limit) => match tokio::time::timeout(limit, ticket.answer()).await {
-            Ok(answer) => answer,
-            Err(_) => {
-                // Tell the child to stop working on it; its late answer will find no taker.
-                let cancel = format!(
-                    r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{bridge_id},"reason":"mcp-bridge: no answer within {limit:?}"}}}}"#
-                );
-                let _ = serving
-                    .child
-                    .send(jsonrpc::to_line(cancel.as_bytes()))
-                    .await;
-                let message = format!(
-                    "mcp-bridge: the MCP server did not answer within {limit:?} (--request-timeout)"
-                );
-                let error = jsonrpc::error_response(Some(id.raw), code::REQUEST_TIMEOUT, &message);
-                return respond(format, error);
-            }
-        },
-    };
-    match answer {
-        Ok(answer) => {
-            let original_id = Bytes::copy_from_slice(id.raw.as_bytes());
-            respond_chunks(format, answer.with_id(original_id))
-        }
-        Err(no_answer) => respond(
-            format,
-            jsonrpc::error_response(Some(id.raw), no_answer.code, &no_answer.message),
-        ),
-    }
-}
-
-/// The request was fine; the child could not answer it. A JSON-RPC error in a 200 lets every
-/// client show the reason, where a 5xx would surface as a bare transport failure.
-fn child_unavailable(id: &Id<'_>, reason: &str, format: Format) -> Response<Body> {
-    let why = NoAnswer::child_gone(reason);
-    respond(
-        format,
-        jsonrpc::error_response(Some(id.raw), why.code, &why.message),
-    )
-}
-
-/// A `200` carrying one JSON-RPC message, as JSON or as a single SSE event.
-fn respond(format: Format, message: Bytes) -> Response<Body> {
-    respond_chunks(format, vec![message])
-}
-
-/// [`respond`] for a message in pieces.
-fn respond_chunks(format: Format, mut chunks: Vec<Bytes>) -> Response<Body> {
-    let content_type = match format {
-        Format::Json => "application/json",
-        Format::EventStream => {
-            chunks.insert(0, Bytes::from_static(b"event: message\ndata: "));
-            chunks.push(Bytes::from_static(b"\n\n"));
-            "text/event-stream"
-        }
-    };
-    let mut response = Response::new(Body::from_chunks(chunks));
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
-    if format == Format::EventStream {
-        headers.insert(
-            http::header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
-        );
     }
     response
 }
 
+/// A `200` carrying one JSON-RPC message in chunks: JSON, or one SSE event for a client that
+/// takes only SSE.
+pub fn respond(accepts: Accepts, chunks: Vec<Bytes>) -> Response<Body> {
+    if accepts.json {
+        let mut response = Response::new(Body::from_chunks(chunks));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    } else {
+        sse::response(Body::from_chunks(sse::message_event(chunks)))
+    }
+}
+
 /// A body that says it is not JSON gets `415`; no Content-Type at all is taken as JSON.
-fn check_content_type(headers: &HeaderMap) -> Result<(), Reject> {
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), Reject> {
     let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
         return Ok(());
     };
@@ -295,8 +408,9 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Reject> {
     }
 }
 
-/// JSON unless the client's Accept rules JSON out; `406` when it rules out SSE too.
-fn answer_format(headers: &HeaderMap) -> Result<Format, Reject> {
+/// What the client's Accept allows; `406` when it allows neither JSON nor SSE. No Accept at
+/// all is taken as JSON.
+pub fn accepts(headers: &HeaderMap) -> Result<Accepts, Reject> {
     let mut any = false;
     let (mut json, mut event_stream) = (false, false);
     for value in headers.get_all(http::header::ACCEPT) {
@@ -324,10 +438,13 @@ fn answer_format(headers: &HeaderMap) -> Result<Format, Reject> {
             }
         }
     }
-    if !any || json {
-        Ok(Format::Json)
-    } else if event_stream {
-        Ok(Format::EventStream)
+    if !any {
+        Ok(Accepts {
+            json: true,
+            event_stream: false,
+        })
+    } else if json || event_stream {
+        Ok(Accepts { json, event_stream })
     } else {
         Err(Reject::new(
             StatusCode::NOT_ACCEPTABLE,
@@ -337,7 +454,29 @@ fn answer_format(headers: &HeaderMap) -> Result<Format, Reject> {
     }
 }
 
-fn session_header(headers: &HeaderMap) -> Result<Option<&str>, Reject> {
+/// The protocol version the request says it speaks; `400` for one the bridge does not know.
+pub fn version_header(headers: &HeaderMap) -> Result<Option<&'static str>, Reject> {
+    let Some(value) = headers.get(VERSION_HEADER) else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or("").trim();
+    protocol::ALL_VERSIONS
+        .iter()
+        .find(|known| **known == value)
+        .map(|known| Some(*known))
+        .ok_or_else(|| {
+            Reject::new(
+                StatusCode::BAD_REQUEST,
+                code::INVALID_REQUEST,
+                format!(
+                    "unsupported MCP-Protocol-Version {value:?}; this bridge speaks {}",
+                    protocol::ALL_VERSIONS.join(", ")
+                ),
+            )
+        })
+}
+
+pub fn session_header(headers: &HeaderMap) -> Result<Option<&str>, Reject> {
     match headers.get(SESSION_HEADER) {
         None => Ok(None),
         Some(value) => value.to_str().map(Some).map_err(|_| {
@@ -350,7 +489,7 @@ fn session_header(headers: &HeaderMap) -> Result<Option<&str>, Reject> {
     }
 }
 
-fn unknown_session(id: Option<&str>) -> Response<Body> {
+pub fn unknown_session(id: Option<&str>) -> Response<Body> {
     rpc_error(
         StatusCode::NOT_FOUND,
         id,
@@ -359,7 +498,7 @@ fn unknown_session(id: Option<&str>) -> Response<Body> {
     )
 }
 
-fn request_id<'a>(kind: &'a Kind<'_>) -> Option<&'a str> {
+pub fn request_id<'a>(kind: &'a Kind<'_>) -> Option<&'a str> {
     match kind {
         Kind::Request { id, .. } => Some(id.raw),
         _ => None,
@@ -372,7 +511,7 @@ const OVERSIZE_DRAIN_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Reads the whole body, never holding more than `limit` bytes of it: past the limit the rest
 /// is discarded and the answer is `413`.
-async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Reject> {
+pub async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Reject> {
     let too_large = || {
         Reject::new(
             StatusCode::PAYLOAD_TOO_LARGE,

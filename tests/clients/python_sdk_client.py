@@ -21,10 +21,37 @@ Scenarios:
     get-prompt NAME JSON_ARGS EXPECT          prompts/get; a message text must contain EXPECT
     read-resource URI EXPECT                  resources/read; a text content must contain EXPECT
 
+Scenarios for the bridge's MCP features (against tests/fixtures/fixture_server.py):
+    progress-own STEPS TAG BARRIER_NAME BARRIER_COUNT
+                                              call the fixture's `progress` tool (waiting in the
+                                              fixture until BARRIER_COUNT such calls run), with a
+                                              progress callback: exactly STEPS notifications, in
+                                              order, each carrying TAG (no one else's)
+    server-request sampling|elicitation|roots connect with sampling, elicitation and roots
+                                              callbacks; call `sample` / `elicit` / `list_roots`:
+                                              the child must get this client's answer, under the
+                                              id it used
+    list-changed                              tools/resources/prompts list_changed notifications
+                                              emitted by the child reach the message handler
+                                              (the GET stream)
+    logging                                   logging/setLevel reaches the child; a log message
+                                              sent during a call and one sent with no call in
+                                              flight both reach the logging callback
+    subscribe URI                             resources/subscribe URI; `touch URI` must bring a
+                                              notifications/resources/updated for URI; unsubscribe
+    cancel-call                               start a 30 s `sleep`, cancel it (SDK 1.x: sends
+                                              notifications/cancelled itself and expects the call
+                                              to end with an error; 2.x: cancels the task): the
+                                              child must get notifications/cancelled with ITS id
+
 Options:
-    --timeout SECONDS   overall deadline (default 60)
-    --mode auto|legacy  SDK 2.x negotiation (default auto); ignored by SDK 1.x
-    --no-terminate      do not DELETE the session at close (both SDKs DELETE by default)
+    --timeout SECONDS      overall deadline (default 60)
+    --mode auto|legacy     SDK 2.x negotiation (default auto); ignored by SDK 1.x
+    --no-terminate         do not DELETE the session at close (both SDKs DELETE by default)
+    --transport streamable|sse
+                           streamable (default): URL is the Streamable HTTP endpoint;
+                           sse: URL is the legacy 2024-11-05 HTTP+SSE endpoint (GET URL, then POST
+                           to the `endpoint` it announces), via mcp.client.sse.sse_client
 
 Output: informational lines on stdout (`protocol=...`, `server=...`, `tools=...`,
 `text=...`), then one final line `OK <details>`; exit 0. Any failure: `FAIL: <reason>` on
@@ -47,7 +74,7 @@ MCP_VERSION = importlib.metadata.version("mcp")
 MCP_MAJOR = int(MCP_VERSION.split(".")[0])
 SDK = f"python-mcp/{MCP_VERSION}"
 
-warnings.simplefilter("ignore", DeprecationWarning)
+warnings.simplefilter("ignore")  # DeprecationWarning, and 2.x's MCPDeprecationWarning for 2025-era methods
 
 
 class Failure(Exception):
@@ -77,6 +104,34 @@ class Conn:
     async def call_tool(self, name: str, args: dict[str, Any], progress=None) -> Any: ...
     async def get_prompt(self, name: str, args: dict[str, str]) -> Any: ...
     async def read_resource(self, uri: str) -> Any: ...
+    async def set_logging_level(self, level: str) -> Any: ...
+    async def subscribe(self, uri: str) -> Any: ...
+    async def unsubscribe(self, uri: str) -> Any: ...
+
+
+class Callbacks:
+    """What a scenario wants the client to declare and handle (None: not declared)."""
+
+    def __init__(self) -> None:
+        self.sampling = None
+        self.elicitation = None
+        self.roots = None
+        self.logging = None
+        self.messages = None
+
+    def session_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        if self.sampling is not None:
+            kw["sampling_callback"] = self.sampling
+        if self.elicitation is not None:
+            kw["elicitation_callback"] = self.elicitation
+        if self.roots is not None:
+            kw["list_roots_callback"] = self.roots
+        if self.logging is not None:
+            kw["logging_callback"] = self.logging
+        if self.messages is not None:
+            kw["message_handler"] = self.messages
+        return kw
 
 
 class Conn1(Conn):
@@ -104,6 +159,19 @@ class Conn1(Conn):
 
     async def read_resource(self, uri: str) -> Any:
         return await self.s.read_resource(uri)
+
+    async def set_logging_level(self, level: str) -> Any:
+        return await self.s.set_logging_level(level)
+
+    async def subscribe(self, uri: str) -> Any:
+        from pydantic import AnyUrl
+
+        return await self.s.subscribe_resource(AnyUrl(uri))
+
+    async def unsubscribe(self, uri: str) -> Any:
+        from pydantic import AnyUrl
+
+        return await self.s.unsubscribe_resource(AnyUrl(uri))
 
 
 class Conn2(Conn):
@@ -133,29 +201,51 @@ class Conn2(Conn):
     async def read_resource(self, uri: str) -> Any:
         return await self.c.read_resource(uri)
 
+    async def set_logging_level(self, level: str) -> Any:
+        return await self.c.set_logging_level(level)
+
+    async def subscribe(self, uri: str) -> Any:
+        return await self.c.subscribe_resource(uri)
+
+    async def unsubscribe(self, uri: str) -> Any:
+        return await self.c.unsubscribe_resource(uri)
+
 
 @asynccontextmanager
-async def connect(url: str, opts: argparse.Namespace) -> AsyncIterator[Conn]:
+async def connect(url: str, opts: argparse.Namespace, callbacks: Callbacks | None = None) -> AsyncIterator[Conn]:
     terminate = not opts.no_terminate
+    kw = (callbacks or Callbacks()).session_kwargs()
     if MCP_MAJOR < 2:
         from mcp import ClientSession
-        from mcp.client import streamable_http as sh
 
-        if hasattr(sh, "streamablehttp_client"):
-            transport = sh.streamablehttp_client(url, terminate_on_close=terminate)
-        else:  # pragma: no cover - very old/new 1.x
-            transport = sh.streamable_http_client(url, terminate_on_close=terminate)
+        if opts.transport == "sse":
+            from mcp.client.sse import sse_client
+
+            transport = sse_client(url)
+        else:
+            from mcp.client import streamable_http as sh
+
+            if hasattr(sh, "streamablehttp_client"):
+                transport = sh.streamablehttp_client(url, terminate_on_close=terminate)
+            else:  # pragma: no cover - very old/new 1.x
+                transport = sh.streamable_http_client(url, terminate_on_close=terminate)
         async with transport as streams:
             read, write = streams[0], streams[1]
-            async with ClientSession(read, write) as session:
+            async with ClientSession(read, write, **kw) as session:
                 init = await session.initialize()
                 yield Conn1(session, init)
     else:
         from mcp.client import Client
-        from mcp.client.streamable_http import streamable_http_client
 
-        transport = streamable_http_client(url, terminate_on_close=terminate)
-        async with Client(transport, mode=opts.mode) as client:
+        if opts.transport == "sse":
+            from mcp.client.sse import sse_client
+
+            transport = sse_client(url)
+        else:
+            from mcp.client.streamable_http import streamable_http_client
+
+            transport = streamable_http_client(url, terminate_on_close=terminate)
+        async with Client(transport, mode=opts.mode, **kw) as client:
             yield Conn2(client)
 
 
@@ -334,6 +424,260 @@ async def sc_read_resource(url: str, opts: argparse.Namespace, args: list[str]) 
         return f"sdk={SDK} protocol={conn.protocol} server={conn.server_name} uri={uri}"
 
 
+# --------------------------------------------------------------------------------------------
+# Scenarios for the bridge's MCP features (fixture server tools)
+# --------------------------------------------------------------------------------------------
+
+try:  # SDK 2.x keeps the types in their own package
+    import mcp_types as mtypes
+except ImportError:  # SDK 1.x
+    import mcp.types as mtypes  # type: ignore[no-redef]
+
+
+def notification_of(message: Any) -> tuple[str | None, Any]:
+    """(method, params) of a server notification as either SDK hands it to message_handler."""
+    inner = getattr(message, "root", message)  # 1.x wraps it in ServerNotification(root=...)
+    return getattr(inner, "method", None), getattr(inner, "params", None)
+
+
+async def wait_until(predicate, seconds: float) -> bool:
+    with anyio.move_on_after(seconds):
+        while not predicate():
+            await anyio.sleep(0.02)
+        return True
+    return False
+
+
+async def tool_json(conn: Conn, tool: str, args: dict[str, Any] | None = None) -> Any:
+    return json.loads(tool_text(await conn.call_tool(tool, args or {})))
+
+
+async def sc_progress_own(url: str, opts: argparse.Namespace, args: list[str]) -> str:
+    need(args, 4, "progress-own STEPS TAG BARRIER_NAME BARRIER_COUNT")
+    steps, tag, barrier_name, barrier = int(args[0]), args[1], args[2], int(args[3])
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+        out(f"progress={progress}/{total} message={message}")
+
+    async with connect(url, opts) as conn:
+        announce(conn)
+        result = await conn.call_tool(
+            "progress",
+            {"steps": steps, "ms": 100, "message": tag, "barrier": barrier, "barrier_name": barrier_name},
+            progress=on_progress,
+        )
+        text = tool_text(result)
+        out(f"text={short(text)}")
+        foreign = [m for (_, _, m) in seen if tag not in (m or "")]
+        if foreign:
+            raise Failure(f"got another session's progress notifications: {foreign} (all: {seen})")
+        if [p for (p, _, _) in seen] != list(range(1, steps + 1)):
+            raise Failure(f"expected exactly progress 1..{steps} in order, got {seen}")
+        return f"sdk={SDK} protocol={conn.protocol} progress={len(seen)} tag={tag} child_token={json.loads(text)['progressToken']}"
+
+
+async def sc_server_request(url: str, opts: argparse.Namespace, args: list[str]) -> str:
+    need(args, 1, "server-request sampling|elicitation|roots")
+    kind = args[0]
+    tools = {"sampling": "sample", "elicitation": "elicit", "roots": "list_roots"}
+    if kind not in tools:
+        print(f"usage: unknown kind {kind!r}", file=sys.stderr)
+        sys.exit(2)
+    answer = f"answered by {SDK}"
+    root_uri = "file:///tmp/mcp-bridge-test-root"
+    calls: list[str] = []
+
+    async def sampling(context: Any, params: Any) -> Any:
+        calls.append("sampling")
+        return mtypes.CreateMessageResult.model_validate(
+            {"role": "assistant", "content": {"type": "text", "text": answer}, "model": "test-model",
+             "stopReason": "endTurn"}
+        )
+
+    async def elicitation(context: Any, params: Any) -> Any:
+        calls.append("elicitation")
+        return mtypes.ElicitResult.model_validate({"action": "accept", "content": {"name": answer}})
+
+    async def roots(context: Any) -> Any:
+        calls.append("roots")
+        return mtypes.ListRootsResult.model_validate({"roots": [{"uri": root_uri, "name": answer}]})
+
+    cb = Callbacks()
+    cb.sampling, cb.elicitation, cb.roots = sampling, elicitation, roots
+    async with connect(url, opts, cb) as conn:
+        announce(conn)
+        response = await tool_json(conn, tools[kind])
+        out(f"child_got={short(json.dumps(response), 400)}")
+        if calls != [kind]:
+            raise Failure(f"expected the {kind} callback to run once, ran: {calls}; the child got {response}")
+        if "result" not in response:
+            raise Failure(f"the child got no result for its {kind} request: {response}")
+        if not str(response.get("id", "")).startswith("fixture-"):
+            raise Failure(f"the child got the answer under an id it never used: {response}")
+        got = response["result"]
+        if kind == "sampling":
+            ok = (got.get("content") or {}).get("text") == answer
+        elif kind == "elicitation":
+            ok = got.get("action") == "accept" and (got.get("content") or {}).get("name") == answer
+        else:
+            ok = [r.get("uri") for r in got.get("roots", [])] == [root_uri]
+        if not ok:
+            raise Failure(f"the child got a different {kind} answer than this client's: {got}")
+        return f"sdk={SDK} protocol={conn.protocol} kind={kind} child_request_id={response['id']}"
+
+
+async def sc_list_changed(url: str, opts: argparse.Namespace, args: list[str]) -> str:
+    need(args, 0, "list-changed")
+    seen: list[str] = []
+
+    async def messages(message: Any) -> None:
+        method, _ = notification_of(message)
+        if method:
+            seen.append(method)
+            out(f"notification={method}")
+
+    cb = Callbacks()
+    cb.messages = messages
+    async with connect(url, opts, cb) as conn:
+        announce(conn)
+        kinds = ["tools", "resources", "prompts"]
+        for kind in kinds:
+            method = f"notifications/{kind}/list_changed"
+            # The SDK opens its GET stream in the background after initialize: trigger until it
+            # is there and the notification arrives (at most 10 tries).
+            for _ in range(10):
+                await conn.call_tool("notify", {"method": method})
+                if await wait_until(lambda: method in seen, 1.0):
+                    break
+            else:
+                raise Failure(f"{method} never reached the client (seen: {seen})")
+        return f"sdk={SDK} protocol={conn.protocol} notifications={','.join(sorted(set(seen)))}"
+
+
+async def sc_logging(url: str, opts: argparse.Namespace, args: list[str]) -> str:
+    need(args, 0, "logging")
+    logs: list[Any] = []
+
+    async def on_log(params: Any) -> None:
+        logs.append(params.data)
+        out(f"log={params.level}:{params.data}")
+
+    cb = Callbacks()
+    cb.logging = on_log
+    async with connect(url, opts, cb) as conn:
+        announce(conn)
+        await conn.set_logging_level("debug")
+        levels = await tool_json(conn, "log_levels_seen")
+        if "debug" not in levels:
+            raise Failure(f"logging/setLevel did not reach the child: it saw levels {levels}")
+        during = f"during a call ({SDK})"
+        await conn.call_tool("log", {"level": "warning", "data": during, "logger": "fixture"})
+        if not await wait_until(lambda: during in logs, 5):
+            raise Failure(f"a log message sent during the call never arrived (got {logs})")
+        idle = f"with no call in flight ({SDK})"
+        for _ in range(6):
+            await conn.call_tool("notify", {"method": "notifications/message", "delay_ms": 200,
+                                            "params": {"level": "error", "data": idle}})
+            if await wait_until(lambda: idle in logs, 1.5):
+                break
+        else:
+            raise Failure(f"a log message sent with no call in flight never arrived (got {logs})")
+        return f"sdk={SDK} protocol={conn.protocol} levels={levels} logs={len(logs)}"
+
+
+async def sc_subscribe(url: str, opts: argparse.Namespace, args: list[str]) -> str:
+    need(args, 1, "subscribe URI")
+    uri = args[0]
+    updates: list[str] = []
+
+    async def messages(message: Any) -> None:
+        method, params = notification_of(message)
+        if method == "notifications/resources/updated":
+            updates.append(str(params.uri))
+            out(f"updated={params.uri}")
+
+    cb = Callbacks()
+    cb.messages = messages
+    async with connect(url, opts, cb) as conn:
+        announce(conn)
+        await conn.subscribe(uri)
+        for _ in range(10):
+            await conn.call_tool("touch", {"uri": uri})
+            if await wait_until(lambda: uri in updates, 1.0):
+                break
+        else:
+            raise Failure(f"no notifications/resources/updated for {uri} arrived (got {updates})")
+        await conn.unsubscribe(uri)
+        return f"sdk={SDK} protocol={conn.protocol} uri={uri} updates={len(updates)}"
+
+
+async def sc_cancel_call(url: str, opts: argparse.Namespace, args: list[str]) -> str:
+    need(args, 0, "cancel-call")
+    import secrets
+
+    tag = f"cancel-me-{secrets.token_hex(4)}"
+    outcome: list[str] = []
+    async with connect(url, opts) as conn:
+        announce(conn)
+        scope = anyio.CancelScope()
+        sdk_id: list[Any] = []
+
+        async def the_call() -> None:
+            with scope:
+                if isinstance(conn, Conn1):
+                    sdk_id.append(conn.s._request_id)  # the id the SDK is about to use
+                try:
+                    await conn.call_tool("sleep", {"ms": 30000, "message": tag})
+                    outcome.append("answered")
+                except Exception as e:  # noqa: BLE001
+                    outcome.append(f"error: {describe(e)}")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(the_call)
+            child_id = None
+            with anyio.move_on_after(10):
+                while child_id is None:
+                    await anyio.sleep(0.1)
+                    seen = await tool_json(conn, "requests_seen")
+                    for r in seen:
+                        if (r.get("arguments") or {}).get("message") == tag:
+                            child_id = r["id"]
+            if child_id is None:
+                raise Failure("the sleep call never reached the child")
+            out(f"child_id={child_id}")
+            if isinstance(conn, Conn1):
+                # SDK 1.x never sends notifications/cancelled by itself: send it as an app would.
+                await conn.s.send_notification(
+                    mtypes.ClientNotification(
+                        mtypes.CancelledNotification(
+                            params=mtypes.CancelledNotificationParams(requestId=sdk_id[0], reason="test")
+                        )
+                    )
+                )
+                if not await wait_until(lambda: bool(outcome), 5):
+                    scope.cancel()
+                    raise Failure("the cancelled call's pending response did not end within 5 s")
+                if not outcome[0].startswith("error"):
+                    raise Failure(f"the cancelled call should end with a JSON-RPC error, got: {outcome}")
+                out(f"call={outcome[0]}")
+            else:
+                scope.cancel()  # SDK 2.x sends notifications/cancelled itself
+        cancelled: list[Any] = []
+        for _ in range(50):
+            cancelled = await tool_json(conn, "cancelled_seen")
+            if child_id in cancelled:
+                break
+            await anyio.sleep(0.1)
+        else:
+            raise Failure(
+                f"the child never got notifications/cancelled for its id {child_id!r} "
+                f"(it got requestIds {cancelled})"
+            )
+        return f"sdk={SDK} protocol={conn.protocol} child_id={child_id} cancelled={cancelled}"
+
+
 SCENARIOS = {
     "list-and-call": sc_list_and_call,
     "list-tools": sc_list_tools,
@@ -342,6 +686,12 @@ SCENARIOS = {
     "sessions": sc_sessions,
     "get-prompt": sc_get_prompt,
     "read-resource": sc_read_resource,
+    "progress-own": sc_progress_own,
+    "server-request": sc_server_request,
+    "list-changed": sc_list_changed,
+    "logging": sc_logging,
+    "subscribe": sc_subscribe,
+    "cancel-call": sc_cancel_call,
 }
 
 
@@ -370,6 +720,7 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--mode", choices=["auto", "legacy"], default="auto")
     p.add_argument("--no-terminate", action="store_true")
+    p.add_argument("--transport", choices=["streamable", "sse"], default="streamable")
     p.add_argument("url")
     p.add_argument("scenario", choices=sorted(SCENARIOS))
     p.add_argument("args", nargs=argparse.REMAINDER)

@@ -16,8 +16,18 @@
 //   get-prompt NAME JSON_ARGS EXPECT          prompts/get; a message text must contain EXPECT
 //   read-resource URI EXPECT                  resources/read; a text content must contain EXPECT
 //
+// Scenarios for the bridge's MCP features (against tests/fixtures/fixture_server.py; see
+// python_sdk_client.py for what each checks):
+//   progress-own STEPS TAG BARRIER_NAME BARRIER_COUNT
+//   server-request sampling|elicitation|roots   (declares sampling, elicitation and roots)
+//   list-changed
+//   logging
+//   subscribe URI
+//   cancel-call                                  (AbortSignal: the SDK sends notifications/cancelled)
+//
 // Options:
 //   --timeout=SECONDS   overall deadline (default 60)
+//   --transport=sse     URL is the legacy 2024-11-05 HTTP+SSE endpoint (SSEClientTransport)
 //   --terminate         send DELETE (transport.terminateSession()) before closing. The SDK's
 //                       Client.close() never sends DELETE by itself, so the default mimics
 //                       ordinary TS apps: no DELETE.
@@ -52,6 +62,8 @@ async function load(spec) {
 
 const { Client } = await load('@modelcontextprotocol/sdk/client/index.js');
 const { StreamableHTTPClientTransport } = await load('@modelcontextprotocol/sdk/client/streamableHttp.js');
+const { SSEClientTransport } = await load('@modelcontextprotocol/sdk/client/sse.js');
+const T = await load('@modelcontextprotocol/sdk/types.js');
 // Not require('…/package.json'): the SDK's exports map sends that to dist/cjs/package.json.
 const SDK_VERSION = JSON.parse(
   readFileSync(path.join(nodeModules, '@modelcontextprotocol', 'sdk', 'package.json'), 'utf8'),
@@ -61,12 +73,15 @@ const SDK = `ts-sdk/${SDK_VERSION}`;
 // ---- arguments --------------------------------------------------------------------------
 let timeoutSec = 60;
 let terminate = false;
+let transportKind = 'streamable';
 const positional = [];
 for (const a of process.argv.slice(2)) {
   if (positional.length < 2 && a.startsWith('--timeout=')) timeoutSec = Number(a.slice(10));
   else if (positional.length < 2 && a === '--terminate') terminate = true;
+  else if (positional.length < 2 && a.startsWith('--transport=')) transportKind = a.slice(12);
   else positional.push(a);
 }
+if (!['streamable', 'sse'].includes(transportKind)) fail(`unknown --transport=${transportKind}`, 2);
 const [url, scenario, ...args] = positional;
 if (!url || !scenario) fail('usage: ts_sdk_client.mjs [--timeout=S] [--terminate] URL SCENARIO [ARGS...]', 2);
 
@@ -110,9 +125,16 @@ function expectIn(text, expect, what) {
 // ---- connection -------------------------------------------------------------------------
 const openTransports = new Set();
 
-async function withConn(fn) {
-  const transport = new StreamableHTTPClientTransport(new URL(url));
-  const client = new Client({ name: 'mcp-bridge-test-ts-client', version: '0.0.0' });
+// setup: { capabilities, configure(client) } for scenarios that declare client capabilities or
+// install request/notification handlers before connecting.
+async function withConn(fn, setup = {}) {
+  const transport =
+    transportKind === 'sse' ? new SSEClientTransport(new URL(url)) : new StreamableHTTPClientTransport(new URL(url));
+  const client = new Client(
+    { name: 'mcp-bridge-test-ts-client', version: '0.0.0' },
+    setup.capabilities ? { capabilities: setup.capabilities } : undefined,
+  );
+  setup.configure?.(client);
   openTransports.add(transport);
   let closing = false;
   // Errors on the background GET stream etc. are reported via onerror; they must not kill the
@@ -133,7 +155,7 @@ async function withConn(fn) {
     return await fn(conn);
   } finally {
     closing = true;
-    if (terminate && transport.sessionId) {
+    if (terminate && transport.sessionId && transport.terminateSession) {
       try {
         await transport.terminateSession();
       } catch (e) {
@@ -288,6 +310,219 @@ const scenarios = {
     });
   },
 };
+
+// ---- scenarios for the bridge's MCP features (fixture server tools) ----------------------
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function waitUntil(pred, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (pred()) return true;
+    await sleep(20);
+  }
+  return pred();
+}
+async function toolJson(client, name, args = {}) {
+  return JSON.parse(toolText(await client.callTool({ name, arguments: args }, undefined, reqOpts())));
+}
+const call = (client, name, args = {}, opts = {}) =>
+  client.callTool({ name, arguments: args }, undefined, { ...reqOpts(), ...opts });
+
+Object.assign(scenarios, {
+  async 'progress-own'() {
+    need(4, 'progress-own STEPS TAG BARRIER_NAME BARRIER_COUNT');
+    const [stepsRaw, tag, barrierName, barrierRaw] = args;
+    const steps = Number(stepsRaw);
+    return withConn(async (c) => {
+      announce(c);
+      const seen = [];
+      const onprogress = (p) => {
+        seen.push(p);
+        out(`progress=${p.progress}/${p.total} message=${p.message}`);
+      };
+      const text = toolText(
+        await call(
+          c.client,
+          'progress',
+          { steps, ms: 100, message: tag, barrier: Number(barrierRaw), barrier_name: barrierName },
+          { onprogress },
+        ),
+      );
+      out(`text=${short(text)}`);
+      const foreign = seen.filter((p) => !String(p.message ?? '').includes(tag));
+      if (foreign.length) throw new Failure(`got another session's progress notifications: ${JSON.stringify(foreign)}`);
+      const got = seen.map((p) => p.progress);
+      const want = Array.from({ length: steps }, (_, i) => i + 1);
+      if (JSON.stringify(got) !== JSON.stringify(want))
+        throw new Failure(`expected exactly progress 1..${steps} in order, got ${JSON.stringify(seen)}`);
+      return `sdk=${SDK} protocol=${c.protocol} progress=${seen.length} tag=${tag} child_token=${JSON.parse(text).progressToken}`;
+    });
+  },
+
+  async 'server-request'() {
+    need(1, 'server-request sampling|elicitation|roots');
+    const [kind] = args;
+    const tools = { sampling: 'sample', elicitation: 'elicit', roots: 'list_roots' };
+    if (!tools[kind]) fail(`unknown kind ${kind}`, 2);
+    const answer = `answered by ${SDK}`;
+    const rootUri = 'file:///tmp/mcp-bridge-test-root';
+    const calls = [];
+    const setup = {
+      capabilities: { sampling: {}, elicitation: { form: {} }, roots: { listChanged: true } },
+      configure(client) {
+        client.setRequestHandler(T.CreateMessageRequestSchema, async () => {
+          calls.push('sampling');
+          return { role: 'assistant', content: { type: 'text', text: answer }, model: 'test-model', stopReason: 'endTurn' };
+        });
+        client.setRequestHandler(T.ElicitRequestSchema, async () => {
+          calls.push('elicitation');
+          return { action: 'accept', content: { name: answer } };
+        });
+        client.setRequestHandler(T.ListRootsRequestSchema, async () => {
+          calls.push('roots');
+          return { roots: [{ uri: rootUri, name: answer }] };
+        });
+      },
+    };
+    return withConn(async (c) => {
+      announce(c);
+      const response = await toolJson(c.client, tools[kind]);
+      out(`child_got=${short(JSON.stringify(response), 400)}`);
+      if (JSON.stringify(calls) !== JSON.stringify([kind]))
+        throw new Failure(`expected the ${kind} handler to run once, ran: ${JSON.stringify(calls)}; the child got ${JSON.stringify(response)}`);
+      if (!('result' in response)) throw new Failure(`the child got no result for its ${kind} request: ${JSON.stringify(response)}`);
+      if (!String(response.id ?? '').startsWith('fixture-'))
+        throw new Failure(`the child got the answer under an id it never used: ${JSON.stringify(response)}`);
+      const got = response.result;
+      const ok =
+        kind === 'sampling'
+          ? got.content?.text === answer
+          : kind === 'elicitation'
+            ? got.action === 'accept' && got.content?.name === answer
+            : JSON.stringify((got.roots ?? []).map((r) => r.uri)) === JSON.stringify([rootUri]);
+      if (!ok) throw new Failure(`the child got a different ${kind} answer than this client's: ${JSON.stringify(got)}`);
+      return `sdk=${SDK} protocol=${c.protocol} kind=${kind} child_request_id=${response.id}`;
+    }, setup);
+  },
+
+  async 'list-changed'() {
+    need(0, 'list-changed');
+    const seen = [];
+    const setup = {
+      configure(client) {
+        for (const schema of [T.ToolListChangedNotificationSchema, T.ResourceListChangedNotificationSchema, T.PromptListChangedNotificationSchema]) {
+          client.setNotificationHandler(schema, (n) => {
+            seen.push(n.method);
+            out(`notification=${n.method}`);
+          });
+        }
+      },
+    };
+    return withConn(async (c) => {
+      announce(c);
+      for (const kind of ['tools', 'resources', 'prompts']) {
+        const method = `notifications/${kind}/list_changed`;
+        let ok = false;
+        // The SDK opens its GET stream in the background after initialize: trigger until it is
+        // there and the notification arrives (at most 10 tries).
+        for (let i = 0; i < 10 && !ok; i++) {
+          await call(c.client, 'notify', { method });
+          ok = await waitUntil(() => seen.includes(method), 1000);
+        }
+        if (!ok) throw new Failure(`${method} never reached the client (seen: ${JSON.stringify(seen)})`);
+      }
+      return `sdk=${SDK} protocol=${c.protocol} notifications=${[...new Set(seen)].sort().join(',')}`;
+    }, setup);
+  },
+
+  async logging() {
+    need(0, 'logging');
+    const logs = [];
+    const setup = {
+      configure(client) {
+        client.setNotificationHandler(T.LoggingMessageNotificationSchema, (n) => {
+          logs.push(n.params.data);
+          out(`log=${n.params.level}:${n.params.data}`);
+        });
+      },
+    };
+    return withConn(async (c) => {
+      announce(c);
+      await c.client.setLoggingLevel('debug', reqOpts());
+      const levels = await toolJson(c.client, 'log_levels_seen');
+      if (!levels.includes('debug')) throw new Failure(`logging/setLevel did not reach the child: it saw levels ${JSON.stringify(levels)}`);
+      const during = `during a call (${SDK})`;
+      await call(c.client, 'log', { level: 'warning', data: during, logger: 'fixture' });
+      if (!(await waitUntil(() => logs.includes(during), 5000)))
+        throw new Failure(`a log message sent during the call never arrived (got ${JSON.stringify(logs)})`);
+      const idle = `with no call in flight (${SDK})`;
+      let ok = false;
+      for (let i = 0; i < 6 && !ok; i++) {
+        await call(c.client, 'notify', { method: 'notifications/message', delay_ms: 200, params: { level: 'error', data: idle } });
+        ok = await waitUntil(() => logs.includes(idle), 1500);
+      }
+      if (!ok) throw new Failure(`a log message sent with no call in flight never arrived (got ${JSON.stringify(logs)})`);
+      return `sdk=${SDK} protocol=${c.protocol} levels=${JSON.stringify(levels)} logs=${logs.length}`;
+    }, setup);
+  },
+
+  async subscribe() {
+    need(1, 'subscribe URI');
+    const [uri] = args;
+    const updates = [];
+    const setup = {
+      configure(client) {
+        client.setNotificationHandler(T.ResourceUpdatedNotificationSchema, (n) => {
+          updates.push(n.params.uri);
+          out(`updated=${n.params.uri}`);
+        });
+      },
+    };
+    return withConn(async (c) => {
+      announce(c);
+      await c.client.subscribeResource({ uri }, reqOpts());
+      let ok = false;
+      for (let i = 0; i < 10 && !ok; i++) {
+        await call(c.client, 'touch', { uri });
+        ok = await waitUntil(() => updates.includes(uri), 1000);
+      }
+      if (!ok) throw new Failure(`no notifications/resources/updated for ${uri} arrived (got ${JSON.stringify(updates)})`);
+      await c.client.unsubscribeResource({ uri }, reqOpts());
+      return `sdk=${SDK} protocol=${c.protocol} uri=${uri} updates=${updates.length}`;
+    }, setup);
+  },
+
+  async 'cancel-call'() {
+    need(0, 'cancel-call');
+    const tag = `cancel-me-${Math.random().toString(16).slice(2, 10)}`;
+    return withConn(async (c) => {
+      announce(c);
+      const abort = new AbortController();
+      const pending = call(c.client, 'sleep', { ms: 30000, message: tag }, { signal: abort.signal }).then(
+        () => 'answered',
+        (e) => `error: ${e?.message ?? e}`,
+      );
+      let childId;
+      const end = Date.now() + 10000;
+      while (childId === undefined && Date.now() < end) {
+        await sleep(100);
+        for (const r of await toolJson(c.client, 'requests_seen')) if (r.arguments?.message === tag) childId = r.id;
+      }
+      if (childId === undefined) throw new Failure('the sleep call never reached the child');
+      out(`child_id=${childId}`);
+      abort.abort('test cancels the call'); // the SDK sends notifications/cancelled
+      out(`call=${await pending}`);
+      let cancelled = [];
+      for (let i = 0; i < 50; i++) {
+        cancelled = await toolJson(c.client, 'cancelled_seen');
+        if (cancelled.includes(childId)) break;
+        await sleep(100);
+      }
+      if (!cancelled.includes(childId))
+        throw new Failure(`the child never got notifications/cancelled for its id ${JSON.stringify(childId)} (it got requestIds ${JSON.stringify(cancelled)})`);
+      return `sdk=${SDK} protocol=${c.protocol} child_id=${childId} cancelled=${JSON.stringify(cancelled)}`;
+    });
+  },
+});
 
 if (!scenarios[scenario]) fail(`unknown scenario ${JSON.stringify(scenario)}; one of: ${Object.keys(scenarios).join(', ')}`, 2);
 

@@ -354,7 +354,8 @@ impl Http {
         session
     }
 
-    /// tools/call with the given id; returns the JSON answer.
+    /// tools/call with the given id; returns the answer (the last message of an SSE stream,
+    /// whatever related messages came before it).
     pub async fn call_tool(
         &self,
         url: &str,
@@ -369,7 +370,7 @@ impl Http {
         });
         let reply = self.post(url, Some(session), body.to_string()).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-        reply.json()
+        reply_messages(&reply).pop().expect("an answer")
     }
 }
 
@@ -406,4 +407,334 @@ pub fn require(path: &Path) -> String {
         path.display()
     );
     path.to_string_lossy().into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming responses: SSE bodies read incrementally, every read bounded by a timeout.
+// ---------------------------------------------------------------------------------------------
+
+/// One item of a `text/event-stream` body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SseItem {
+    /// An event: its `id:`, `event:` and `data:` (data lines joined with `\n`).
+    Event {
+        id: Option<String>,
+        event: Option<String>,
+        data: String,
+    },
+    /// A comment line (`: keep-alive`), without the leading colon.
+    Comment(String),
+}
+
+impl SseItem {
+    /// The event's data as JSON (panics on a comment or non-JSON data).
+    pub fn json(&self) -> Value {
+        match self {
+            SseItem::Event { data, .. } => serde_json::from_str(data)
+                .unwrap_or_else(|e| panic!("SSE data is not JSON ({e}): {data:?}")),
+            SseItem::Comment(c) => panic!("expected an event, got the comment {c:?}"),
+        }
+    }
+
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            SseItem::Event { id, .. } => id.as_deref(),
+            SseItem::Comment(_) => None,
+        }
+    }
+}
+
+/// Incremental SSE parser: feed bytes, take complete items.
+#[derive(Default)]
+pub struct SseParser {
+    buf: Vec<u8>,
+    id: Option<String>,
+    event: Option<String>,
+    data: Option<String>,
+}
+
+impl SseParser {
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<SseItem> {
+        self.buf.extend_from_slice(bytes);
+        let mut items = Vec::new();
+        while let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
+            let mut line: Vec<u8> = self.buf.drain(..=end).collect();
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            let line = String::from_utf8_lossy(&line).into_owned();
+            if line.is_empty() {
+                if self.data.is_some() || self.id.is_some() || self.event.is_some() {
+                    items.push(SseItem::Event {
+                        id: self.id.take(),
+                        event: self.event.take(),
+                        data: self.data.take().unwrap_or_default(),
+                    });
+                }
+                continue;
+            }
+            if let Some(comment) = line.strip_prefix(':') {
+                items.push(SseItem::Comment(comment.trim_start().to_owned()));
+                continue;
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((f, v)) => (f.to_owned(), v.strip_prefix(' ').unwrap_or(v).to_owned()),
+                None => (line.clone(), String::new()),
+            };
+            match field.as_str() {
+                "id" => self.id = Some(value),
+                "event" => self.event = Some(value),
+                "data" => match &mut self.data {
+                    Some(data) => {
+                        data.push('\n');
+                        data.push_str(&value);
+                    }
+                    None => self.data = Some(value),
+                },
+                _ => {}
+            }
+        }
+        items
+    }
+}
+
+/// Every item of a complete SSE body.
+pub fn sse_items(body: &[u8]) -> Vec<SseItem> {
+    let mut parser = SseParser::default();
+    let mut items = parser.feed(body);
+    items.extend(parser.feed(b"\n\n"));
+    items
+}
+
+/// The JSON-RPC messages of a complete reply, whether it is JSON (one message or a batch) or SSE.
+pub fn reply_messages(reply: &Reply) -> Vec<Value> {
+    let is_sse = reply
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/event-stream"));
+    if is_sse {
+        sse_items(&reply.body)
+            .into_iter()
+            .filter(|i| matches!(i, SseItem::Event { data, .. } if !data.is_empty()))
+            .map(|i| i.json())
+            .collect()
+    } else {
+        match reply.json() {
+            Value::Array(items) => items,
+            one => vec![one],
+        }
+    }
+}
+
+/// A response whose body is read as it arrives.
+pub struct Streaming {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    body: hyper::body::Incoming,
+    parser: SseParser,
+    pending: std::collections::VecDeque<SseItem>,
+    raw: Vec<u8>,
+    pub ended: bool,
+}
+
+impl Streaming {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn is_sse(&self) -> bool {
+        self.header("content-type")
+            .is_some_and(|t| t.starts_with("text/event-stream"))
+    }
+
+    /// Reads one more chunk of the body within `timeout`; false on timeout or at the end.
+    async fn read_chunk(&mut self, timeout: Duration) -> bool {
+        if self.ended {
+            return false;
+        }
+        match tokio::time::timeout(timeout, self.body.frame()).await {
+            Err(_) => false,
+            Ok(None) | Ok(Some(Err(_))) => {
+                self.ended = true;
+                false
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    self.raw.extend_from_slice(&data);
+                    let items = self.parser.feed(&data);
+                    self.pending.extend(items);
+                }
+                true
+            }
+        }
+    }
+
+    /// The next SSE item (event or comment) within `timeout`; None on timeout or at the end
+    /// (`ended` tells which).
+    pub async fn next_item(&mut self, timeout: Duration) -> Option<SseItem> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.read_chunk(left).await {
+                return None;
+            }
+        }
+    }
+
+    /// The next event that carries a JSON-RPC message (comments and empty priming events
+    /// skipped), with its `id:`; None on timeout or at the end.
+    pub async fn next_message(&mut self, timeout: Duration) -> Option<(Option<String>, Value)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_item(left).await? {
+                SseItem::Event { data, .. } if data.trim().is_empty() => continue,
+                item @ SseItem::Event { .. } => {
+                    let id = item.id().map(str::to_owned);
+                    return Some((id, item.json()));
+                }
+                SseItem::Comment(_) => continue,
+            }
+        }
+    }
+
+    /// Waits for the end of the body; true if it ended within `timeout`. Items that arrive
+    /// meanwhile stay queued for `next_item`.
+    pub async fn wait_end(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.ended {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.read_chunk(left).await;
+        }
+        true
+    }
+
+    /// Every item still to come until the end of the body; panics if it does not end in time.
+    pub async fn rest_items(&mut self, timeout: Duration) -> Vec<SseItem> {
+        let ended = self.wait_end(timeout).await;
+        let items: Vec<SseItem> = self.pending.drain(..).collect();
+        assert!(
+            ended,
+            "the stream did not end within {timeout:?}; so far: {items:?}"
+        );
+        items
+    }
+
+    /// The whole body as JSON-RPC messages (a JSON reply or every SSE event), read until the
+    /// end; panics if it does not end within `timeout`.
+    pub async fn messages(&mut self, timeout: Duration) -> Vec<Value> {
+        let ended = self.wait_end(timeout).await;
+        assert!(
+            ended,
+            "the response did not end within {timeout:?}; so far: {:?}",
+            String::from_utf8_lossy(&self.raw)
+        );
+        let reply = Reply {
+            status: self.status,
+            headers: self.headers.clone(),
+            body: Bytes::from(self.raw.clone()),
+        };
+        reply_messages(&reply)
+    }
+
+    /// Everything received so far, as text.
+    pub fn raw_text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+}
+
+impl Http {
+    /// Sends a request and returns as soon as the response headers arrive (within 60 s); the
+    /// body is read incrementally through the returned `Streaming`.
+    pub async fn open(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Streaming {
+        let mut request = Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body.into())).expect("request");
+        let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
+            .await
+            .expect("response headers within 60 s")
+            .expect("HTTP request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        Streaming {
+            status,
+            headers,
+            body: response.into_body(),
+            parser: SseParser::default(),
+            pending: Default::default(),
+            raw: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// POSTs a JSON-RPC message the way the SDKs do (accepting JSON and SSE), streaming.
+    pub async fn open_post(
+        &self,
+        url: &str,
+        session: Option<&str>,
+        body: impl Into<Bytes>,
+    ) -> Streaming {
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+        ];
+        if let Some(session) = session {
+            headers.push(("mcp-session-id", session));
+        }
+        self.open(Method::POST, url, &headers, body).await
+    }
+
+    /// Opens the session's GET stream (optionally resuming after `last_event_id`).
+    pub async fn open_get_stream(
+        &self,
+        url: &str,
+        session: &str,
+        last_event_id: Option<&str>,
+    ) -> Streaming {
+        let mut headers = vec![("accept", "text/event-stream"), ("mcp-session-id", session)];
+        if let Some(id) = last_event_id {
+            headers.push(("last-event-id", id));
+        }
+        self.open(Method::GET, url, &headers, Bytes::new()).await
+    }
+}
+
+/// Writes a raw HTTP/1.1 POST on a fresh TCP connection and returns the connection without
+/// reading anything: dropping it hangs up on the pending request.
+pub async fn raw_post(url: &str, headers: &[(&str, &str)], body: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let uri: hyper::Uri = url.parse().expect("URL");
+    let authority = uri.authority().expect("host:port").as_str().to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .expect("connect to the bridge");
+    let mut request = format!(
+        "POST {} HTTP/1.1\r\nhost: {authority}\r\ncontent-length: {}\r\n",
+        uri.path(),
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write the request");
+    stream
 }

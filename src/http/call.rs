@@ -1,0 +1,244 @@
+//! One client request on its way through the child: sent under a fresh bridge id (its progress
+//! token swapped the same way), bounded by `--request-timeout`, and read back step by step:
+//! messages related to it, then its answer with the client's id put back, or an error.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::value::RawValue;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Sleep;
+
+use crate::Bridge;
+use crate::child::Child;
+use crate::fields::{self, Fields};
+use crate::inbox::Delivery;
+use crate::jsonrpc::{self, Id, code};
+use crate::mux::{NoAnswer, Origin, Ticket};
+use crate::router::Router;
+use crate::session::Session;
+
+/// What a client sent, as far as forwarding it needs.
+pub struct Outgoing<'a> {
+    /// The client's whole message.
+    pub body: &'a Bytes,
+    pub id: &'a Id<'a>,
+    pub params: Option<&'a RawValue>,
+    pub session: Option<Arc<Session>>,
+    /// The answer can become an SSE stream, so related messages are worth delivering.
+    pub can_stream: bool,
+    /// A 2026-07-28 request, whose answer must take that revision's form.
+    pub stateless: bool,
+}
+
+/// Why a call could not start: an HTTP status and the JSON-RPC error for the client.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: StatusCode,
+    pub message: Bytes,
+    /// Worth retrying shortly (`Retry-After`).
+    pub busy: bool,
+}
+
+/// What a call produced next.
+#[derive(Debug)]
+pub enum Step {
+    /// A message for the client about this request (progress, a request of the child's).
+    Related(Bytes),
+    /// The end: the answer, or an error in its place, as the chunks of one JSON message.
+    Final(Vec<Bytes>),
+}
+
+/// The child and router a request goes to.
+pub struct Target {
+    pub router: Arc<Router>,
+    pub child: Child,
+}
+
+/// The child serving `session`: its own with `--isolate`, else the shared one, waiting a while
+/// for it if it is restarting.
+pub async fn target(bridge: &Bridge, session: Option<&Arc<Session>>) -> Result<Target, String> {
+    if let Some(isolated) = session.and_then(|s| s.isolated.get()) {
+        return Ok(Target {
+            router: isolated.router.clone(),
+            child: isolated.child.clone(),
+        });
+    }
+    let serving = bridge.supervisor.serving(bridge.wait_for_restart).await?;
+    Ok(Target {
+        router: bridge.router.clone(),
+        child: serving.child.clone(),
+    })
+}
+
+pub struct Call {
+    ticket: Ticket,
+    client_id: Bytes,
+    limit: Option<Duration>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    stateless: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Call {
+    pub async fn start(bridge: &Bridge, outgoing: Outgoing<'_>) -> Result<Call, Refused> {
+        let target = target(bridge, outgoing.session.as_ref())
+            .await
+            .map_err(|reason| child_gone(outgoing.id, &reason))?;
+        Self::start_on(bridge, &target, outgoing).await
+    }
+
+    /// [`Call::start`] on a given child.
+    pub async fn start_on(
+        bridge: &Bridge,
+        target: &Target,
+        outgoing: Outgoing<'_>,
+    ) -> Result<Call, Refused> {
+        let Ok(permit) = bridge.in_flight.clone().try_acquire_owned() else {
+            return Err(Refused {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: jsonrpc::error_response(
+                    Some(outgoing.id.raw),
+                    code::OVERLOADED,
+                    "too many requests in flight (--max-in-flight); retry shortly",
+                ),
+                busy: true,
+            });
+        };
+        let Outgoing {
+            body,
+            id,
+            params,
+            session,
+            can_stream,
+            stateless,
+        } = outgoing;
+        let token = Fields::read_request(body, params).progress_token;
+        let origin = Origin {
+            session,
+            client_id: body.slice(id.span.clone()),
+            progress_token: token.as_ref().map(|t| body.slice(t.span.clone())),
+            can_stream,
+        };
+        let mut ticket = target.router.mux.register(origin);
+        let bridge_id = itoa::Buffer::new().format(ticket.id).to_owned();
+        let mut edits = vec![(id.span.clone(), bridge_id.as_bytes())];
+        if let Some(token) = &token {
+            // The child reports progress with the bridge id: unique, where clients' tokens may
+            // collide.
+            edits.push((token.span.clone(), bridge_id.as_bytes()));
+        }
+        let line = fields::splice_line(body, &mut edits);
+        if let Err(gone) = target.child.send(line).await {
+            return Err(child_gone(id, &gone.0));
+        }
+        ticket.sent_through(target.child.stdin().clone());
+        Ok(Call {
+            ticket,
+            client_id: body.slice(id.span.clone()),
+            limit: bridge.request_timeout,
+            deadline: bridge
+                .request_timeout
+                .map(|limit| Box::pin(tokio::time::sleep(limit))),
+            stateless,
+            _permit: permit,
+        })
+    }
+
+    pub fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+        if let Poll::Ready(delivery) = self.ticket.poll_next(cx) {
+            return Poll::Ready(match delivery {
+                Delivery::Related(message) => Step::Related(message),
+                Delivery::Answer(answer) => {
+                    let answer = answer.with_id(self.client_id.clone());
+                    Step::Final(if self.stateless {
+                        super::stateless::adapt_answer(answer)
+                    } else {
+                        answer
+                    })
+                }
+                Delivery::Failed(why) => Step::Final(vec![self.error(&why)]),
+            });
+        }
+        if let Some(deadline) = &mut self.deadline
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            self.deadline = None;
+            let limit = self.limit.unwrap_or_default();
+            // The child is told to stop; its late answer will find no taker.
+            self.ticket
+                .cancel(&format!("mcp-bridge: no answer within {limit:?}"));
+            let why = NoAnswer {
+                code: code::REQUEST_TIMEOUT,
+                message: format!(
+                    "mcp-bridge: the MCP server did not answer within {limit:?} (--request-timeout)"
+                ),
+            };
+            return Poll::Ready(Step::Final(vec![self.error(&why)]));
+        }
+        Poll::Pending
+    }
+
+    pub async fn step(&mut self) -> Step {
+        std::future::poll_fn(|cx| self.poll_step(cx)).await
+    }
+
+    fn error(&self, why: &NoAnswer) -> Bytes {
+        let id = std::str::from_utf8(&self.client_id).ok();
+        jsonrpc::error_response(id, why.code, &why.message)
+    }
+}
+
+/// The request was fine; the child could not take it. A JSON-RPC error in a 200 lets every
+/// client show the reason, where a 5xx would surface as a bare transport failure.
+pub fn child_gone(id: &Id<'_>, reason: &str) -> Refused {
+    let why = NoAnswer::child_gone(reason);
+    Refused {
+        status: StatusCode::OK,
+        message: jsonrpc::error_response(Some(id.raw), why.code, &why.message),
+        busy: false,
+    }
+}
+
+/// Cancels the request a client names in its `notifications/cancelled`: the child gets the
+/// cancellation under the bridge id, and the client's pending answer ends with an error.
+pub fn cancel_for_client(
+    router: &Router,
+    session: &Arc<Session>,
+    body: &[u8],
+    params: Option<&RawValue>,
+) -> bool {
+    let fields = Fields::read(body, params);
+    let Some(request_id) = fields.request_id else {
+        return false;
+    };
+    let found = router.mux.find(|origin| {
+        origin.client_id == request_id.raw.as_bytes()
+            && origin
+                .session
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(s, session))
+    });
+    let Some(bridge_id) = found else {
+        return false;
+    };
+    let failed = router.mux.fail(
+        bridge_id,
+        NoAnswer {
+            code: code::REQUEST_CANCELLED,
+            message: "mcp-bridge: the request was cancelled by the client".into(),
+        },
+    );
+    if failed && let Some(stdin) = router.stdin() {
+        // The client's own notification, its reason kept, naming the request as the child knows it.
+        let bridge_id = itoa::Buffer::new().format(bridge_id).to_owned();
+        let line = fields::splice_line(body, &mut [(request_id.span, bridge_id.as_bytes())]);
+        let _ = stdin.send_now(line);
+    }
+    failed
+}

@@ -1,0 +1,182 @@
+//! The 2024-11-05 HTTP+SSE transport, for clients that only speak it (Dify when the URL ends in
+//! `/sse`): `GET /sse` opens the session's stream, whose first event names the endpoint to POST
+//! to; each POST is answered `202` at once and its answer arrives on the stream. The session
+//! lives as long as the stream.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tracing::debug;
+
+use super::call::{Call, Outgoing, Step};
+use super::sse::{self, SessionStream};
+use super::streamable::{self, check_content_type};
+use super::{Body, RequestLog, accepted, isolated, rpc_error};
+use crate::Bridge;
+use crate::jsonrpc::{self, Kind, code};
+use crate::protocol;
+use crate::session::{ClientCapabilities, NewSession, Session, Transport};
+
+/// `GET /sse`: a new session and its stream, the `endpoint` event first (Dify gives up if it
+/// does not come within a second).
+pub fn open(bridge: &Arc<Bridge>, messages_path: &str, log: &mut RequestLog) -> Response<Body> {
+    let session = bridge.sessions.create(NewSession {
+        // Settled by the client's initialize, which comes later on this transport.
+        protocol_version: protocol::KNOWN_VERSIONS[0],
+        client: ClientCapabilities::default(),
+        transport: Transport::LegacySse,
+    });
+    log.session = Some(session.id.clone());
+    let events = {
+        let mut stream = session.events();
+        let events = stream.open(None);
+        stream.send_raw(Bytes::from(format!(
+            "event: endpoint\ndata: {messages_path}?sessionId={}\n\n",
+            session.id
+        )));
+        events
+    };
+    let ending = Arc::downgrade(bridge);
+    let id = session.id.clone();
+    let stream = SessionStream::new(events, bridge.keep_alive).on_close(move || {
+        // The client left: on this transport that ends the session.
+        if let Some(bridge) = ending.upgrade() {
+            bridge.sessions.remove(&id);
+        }
+    });
+    sse::response(Body::streaming(stream))
+}
+
+/// `POST /messages?sessionId=…`: accepted at once, answered on the session's stream.
+pub async fn post(
+    bridge: &Bridge,
+    request: Request<Incoming>,
+    log: &mut RequestLog,
+) -> Response<Body> {
+    if let Err(reject) = check_content_type(request.headers()) {
+        return reject.into_response();
+    }
+    let session_id = request.uri().query().and_then(|query| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("sessionId="))
+            .map(str::to_owned)
+    });
+    let Some(session_id) = session_id else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::SESSION_REQUIRED,
+            "missing sessionId: POST to the endpoint the SSE stream named",
+        );
+    };
+    let session = match streamable::find_session(bridge, Some(session_id), log) {
+        Ok(session) if session.transport == Transport::LegacySse => session,
+        Ok(_) | Err(_) => return streamable::unknown_session(None),
+    };
+    let body = match streamable::read_body(request, bridge.max_body_bytes).await {
+        Ok(body) => body,
+        Err(reject) => return reject.into_response(),
+    };
+    let message = match jsonrpc::parse_from_client(&body) {
+        Ok(message) => message,
+        Err(invalid) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                invalid.code(),
+                &invalid.to_string(),
+            );
+        }
+    };
+    log.rpc_method = message.method().map(str::to_owned);
+    match message.kind {
+        Kind::Request { id, method } if method == "initialize" => {
+            if let Some(isolation) = &bridge.isolation {
+                let outgoing = Outgoing {
+                    body: &body,
+                    id: &id,
+                    params: message.params,
+                    session: None,
+                    can_stream: false,
+                    stateless: false,
+                };
+                let answer =
+                    match isolated::initialize(bridge, isolation, outgoing, Some(&session)).await {
+                        Ok((answer, _)) => Bytes::from(answer.concat()),
+                        Err(refusal) => refusal.message,
+                    };
+                session.events().send(&answer);
+                return accepted();
+            }
+            let answer = match bridge.supervisor.serving(bridge.wait_for_restart).await {
+                Ok(serving) => {
+                    let requested = protocol::requested_version(message.params);
+                    session.set_client(ClientCapabilities::from_initialize(message.params));
+                    serving.hello.answer(id.raw, requested.as_deref()).0
+                }
+                Err(reason) => super::call::child_gone(&id, &reason).message,
+            };
+            session.events().send(&answer);
+        }
+        Kind::Request { id, method } => {
+            if let Some(response) =
+                streamable::subscription(bridge, &session, &method, &id, &body, message.params)
+                    .await
+            {
+                // Answered here; on this transport the answer takes the stream too.
+                let answer = http_body_util::BodyExt::collect(response.into_body())
+                    .await
+                    .map(|body| body.to_bytes())
+                    .unwrap_or_default();
+                session.events().send(&answer);
+                return accepted();
+            }
+            let outgoing = Outgoing {
+                body: &body,
+                id: &id,
+                params: message.params,
+                session: Some(session.clone()),
+                can_stream: true,
+                stateless: false,
+            };
+            match Call::start(bridge, outgoing).await {
+                Ok(call) => {
+                    tokio::spawn(pump(call, session));
+                }
+                Err(refusal) => {
+                    session.events().send(&refusal.message);
+                }
+            }
+        }
+        Kind::Notification { method } => {
+            streamable::notification(bridge, &session, &method, &body, message.params).await;
+        }
+        Kind::Response { id } => {
+            if !bridge
+                .router_for(&session)
+                .client_answer(&session, &id, &body)
+            {
+                debug!("a client answered id {}, which nothing waits on", id.raw);
+            }
+        }
+    }
+    accepted()
+}
+
+/// Moves what the child says about one request onto the session's stream, answer last.
+async fn pump(mut call: Call, session: Arc<Session>) {
+    loop {
+        match call.step().await {
+            Step::Related(message) => {
+                session.events().send(&message);
+            }
+            Step::Final(chunks) => {
+                session.events().send(&chunks.concat());
+                return;
+            }
+        }
+    }
+}

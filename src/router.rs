@@ -1,0 +1,394 @@
+//! Everything the child sends besides answers, taken to the client it concerns: progress to
+//! the request that asked for it, the child's own requests (sampling, elicitation, roots, ping)
+//! to a client able to answer and that client's answer back, logs and list changes to the
+//! sessions' streams, resource updates to the sessions subscribed. Also the resource
+//! subscriptions, counted across sessions so the child sees one per URI.
+//!
+//! How a message the child does not tie to a request finds its session on a shared child (over
+//! stdio the child cannot say which client caused it): the most recently sent request still in
+//! flight whose client can take it on an SSE stream (and, for a request, declared the
+//! capability) gets it; with none, the sessions' open event streams. `--isolate` makes it exact.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tracing::{debug, warn};
+
+use crate::fields::{self, Fields};
+use crate::inbox::Delivery;
+use crate::jsonrpc::{self, Id, Kind, Message, code};
+use crate::mux::{Mux, Origin};
+use crate::session::{Session, Sessions};
+use crate::stdin::Stdin;
+
+/// A request of the child's handed to a client, waiting for the client's answer.
+#[derive(Debug)]
+struct ServerRequest {
+    /// The child's id, exactly as it wrote it.
+    child_id: Box<str>,
+    session: Weak<Session>,
+    method: String,
+}
+
+pub struct Router {
+    pub mux: Arc<Mux>,
+    sessions: Arc<Sessions>,
+    /// With `--isolate`: the one session this child serves.
+    only: OnceLock<Weak<Session>>,
+    /// The current child's stdin, for the bridge's own messages to it.
+    stdin: Mutex<Option<Stdin>>,
+    server_requests: Mutex<HashMap<u64, ServerRequest>>,
+    next_server_request: AtomicU64,
+    /// Subscribers per resource URI.
+    subscriptions: Mutex<HashMap<String, usize>>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    pub fn new(sessions: Arc<Sessions>) -> Self {
+        Self {
+            mux: Arc::new(Mux::new()),
+            sessions,
+            only: OnceLock::new(),
+            stdin: Mutex::new(None),
+            server_requests: Mutex::default(),
+            next_server_request: AtomicU64::new(1),
+            subscriptions: Mutex::default(),
+        }
+    }
+
+    /// Dedicates this router (and its child) to one session.
+    pub fn serve_only(&self, session: &Arc<Session>) {
+        let _ = self.only.set(Arc::downgrade(session));
+    }
+
+    /// A new child is running: the bridge's own messages go to its stdin.
+    pub fn attach(&self, stdin: Stdin) {
+        *lock(&self.stdin) = Some(stdin);
+    }
+
+    /// The child is gone: every request in flight fails with `reason`, and requests of the
+    /// child's that clients were answering are forgotten (their answers have nowhere to go).
+    pub fn child_exited(&self, reason: &str) -> usize {
+        lock(&self.server_requests).clear();
+        self.mux.close(reason)
+    }
+
+    /// Routes one message from the child that is not an answer to a bridge request.
+    pub fn from_child(&self, line: &Bytes, message: &Message<'_>, stdin: &Stdin) {
+        match &message.kind {
+            Kind::Request { id, method } => self.child_request(line, id, method, stdin),
+            Kind::Notification { method } => self.child_notification(line, method, message),
+            Kind::Response { .. } => {}
+        }
+    }
+
+    fn child_request(&self, line: &Bytes, id: &Id<'_>, method: &str, stdin: &Stdin) {
+        let server_id = self.next_server_request.fetch_add(1, Ordering::Relaxed);
+        let for_client = fields::splice(
+            line,
+            &mut [(
+                id.span.clone(),
+                itoa::Buffer::new().format(server_id).as_bytes(),
+            )],
+        );
+        let remember = |session: &Arc<Session>| {
+            lock(&self.server_requests).insert(
+                server_id,
+                ServerRequest {
+                    child_id: id.raw.into(),
+                    session: Arc::downgrade(session),
+                    method: method.to_owned(),
+                },
+            );
+        };
+        let in_flight = self.mux.latest(|origin| {
+            origin.can_stream
+                && origin
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| self.serves(s) && s.client().answers(method))
+        });
+        if let Some((
+            _,
+            inbox,
+            Origin {
+                session: Some(session),
+                ..
+            },
+        )) = in_flight
+        {
+            remember(&session);
+            inbox.push(Delivery::Related(for_client));
+            return;
+        }
+        for session in self.sessions_served() {
+            if session.client().answers(method) && session.events().is_open() {
+                remember(&session);
+                if session.events().send(&for_client) {
+                    return;
+                }
+                lock(&self.server_requests).remove(&server_id);
+            }
+        }
+        // Nobody to ask. The bridge itself is the child's client, alive: it answers a ping.
+        let reply = if method == "ping" {
+            jsonrpc::result_response(id.raw, b"{}")
+        } else {
+            debug!("refusing the child's request {method}: no connected client can answer it");
+            jsonrpc::error_response(
+                Some(id.raw),
+                code::METHOD_NOT_FOUND,
+                &format!(
+                    "mcp-bridge: no connected client can answer {method} (none declared it, or \
+                     none has a stream open)"
+                ),
+            )
+        };
+        let _ = stdin.send_now(jsonrpc::to_line(&reply));
+    }
+
+    fn child_notification(&self, line: &Bytes, method: &str, message: &Message<'_>) {
+        match method {
+            "notifications/progress" => {
+                let fields = Fields::read(line, message.params);
+                let Some(token) = fields.progress_token else {
+                    return;
+                };
+                let bridge_id = token.raw.trim_matches('"').parse::<u64>().ok();
+                let delivered = bridge_id.is_some_and(|id| {
+                    self.mux.relate(id, |origin| {
+                        let client_token = origin.progress_token.as_ref()?;
+                        Some(fields::splice(
+                            line,
+                            &mut [(token.span.clone(), client_token)],
+                        ))
+                    })
+                });
+                if !delivered {
+                    debug!(
+                        "dropping progress for token {}: no request waits on it",
+                        token.raw
+                    );
+                }
+            }
+            "notifications/message" => match self.mux.latest(|origin| origin.can_stream) {
+                Some((_, inbox, _)) => inbox.push(Delivery::Related(line.clone())),
+                None => self.broadcast(line),
+            },
+            "notifications/resources/updated" => {
+                let fields = Fields::read(line, message.params);
+                let Some(uri) = fields.uri else {
+                    return;
+                };
+                for session in self.sessions_served() {
+                    if session.subscriptions().contains(uri.as_ref()) {
+                        session.events().send(line);
+                    }
+                }
+            }
+            "notifications/cancelled" => {
+                // The child gave up on one of its own requests: tell the client answering it.
+                let fields = Fields::read(line, message.params);
+                let Some(child_id) = fields.request_id else {
+                    return;
+                };
+                let found = {
+                    let mut requests = lock(&self.server_requests);
+                    let server_id = requests
+                        .iter()
+                        .find(|(_, r)| *r.child_id == *child_id.raw)
+                        .map(|(id, _)| *id);
+                    server_id.and_then(|id| requests.remove(&id).map(|r| (id, r)))
+                };
+                if let Some((server_id, request)) = found
+                    && let Some(session) = request.session.upgrade()
+                {
+                    let for_client = fields::splice(
+                        line,
+                        &mut [(
+                            child_id.span,
+                            itoa::Buffer::new().format(server_id).as_bytes(),
+                        )],
+                    );
+                    session.events().send(&for_client);
+                }
+            }
+            _ => self.broadcast(line),
+        }
+    }
+
+    /// A client answered one of the child's requests: the answer goes to the child under the
+    /// child's own id. False if no such request is open for this session.
+    pub fn client_answer(&self, session: &Arc<Session>, id: &Id<'_>, body: &[u8]) -> bool {
+        let Some(server_id) = id.as_bridge_id() else {
+            return false;
+        };
+        let request = {
+            let mut requests = lock(&self.server_requests);
+            match requests.get(&server_id) {
+                Some(r)
+                    if r.session
+                        .upgrade()
+                        .is_some_and(|s| Arc::ptr_eq(&s, session)) =>
+                {
+                    requests.remove(&server_id)
+                }
+                _ => None,
+            }
+        };
+        let Some(request) = request else {
+            return false;
+        };
+        let line = fields::splice_line(body, &mut [(id.span.clone(), request.child_id.as_bytes())]);
+        match self.stdin() {
+            Some(stdin) => stdin.send_now(line).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Counts a session's subscription to `uri`; true if it is the first for this child (the
+    /// child must be told), false if the child already sends updates for it.
+    pub fn subscribe(&self, session: &Session, uri: &str) -> bool {
+        if !session.subscriptions().insert(uri.to_owned()) {
+            // Subscribing twice is once; ask the child again anyway if it never heard of it.
+            return !lock(&self.subscriptions).contains_key(uri);
+        }
+        let mut subscriptions = lock(&self.subscriptions);
+        let count = subscriptions.entry(uri.to_owned()).or_insert(0);
+        *count += 1;
+        *count == 1
+    }
+
+    /// Drops a session's subscription to `uri`; true if it was the last (the child must be
+    /// told).
+    pub fn unsubscribe(&self, session: &Session, uri: &str) -> bool {
+        if !session.subscriptions().remove(uri) {
+            return false;
+        }
+        let mut subscriptions = lock(&self.subscriptions);
+        match subscriptions.get_mut(uri) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            Some(_) => {
+                subscriptions.remove(uri);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A session ended: its subscriptions are released and the child's requests it was
+    /// answering get an error at once.
+    pub fn session_ended(&self, session: &Arc<Session>) {
+        let uris: Vec<String> = session.subscriptions().iter().cloned().collect();
+        for uri in uris {
+            if self.unsubscribe(session, &uri) {
+                self.tell_child(
+                    "resources/unsubscribe",
+                    &format!(r#"{{"uri":{}}}"#, jsonrpc::json_string(&uri)),
+                );
+            }
+        }
+        let orphaned: Vec<ServerRequest> = {
+            let mut requests = lock(&self.server_requests);
+            let ids: Vec<u64> = requests
+                .iter()
+                .filter(|(_, r)| r.session.upgrade().is_none_or(|s| Arc::ptr_eq(&s, session)))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| requests.remove(id)).collect()
+        };
+        if let Some(stdin) = self.stdin() {
+            for request in orphaned {
+                let reply = jsonrpc::error_response(
+                    Some(&request.child_id),
+                    code::CHILD_UNAVAILABLE,
+                    &format!(
+                        "mcp-bridge: the client's session ended before it answered {}",
+                        request.method
+                    ),
+                );
+                let _ = stdin.send_now(jsonrpc::to_line(&reply));
+            }
+        }
+    }
+
+    /// A restarted child knows no subscriptions: asks it again for every URI still wanted.
+    pub fn resubscribe(&self) {
+        let uris: Vec<String> = lock(&self.subscriptions).keys().cloned().collect();
+        for uri in uris {
+            self.tell_child(
+                "resources/subscribe",
+                &format!(r#"{{"uri":{}}}"#, jsonrpc::json_string(&uri)),
+            );
+        }
+    }
+
+    /// Sends the child a request of the bridge's own, its answer only logged.
+    fn tell_child(&self, method: &str, params: &str) {
+        let Some(stdin) = self.stdin() else {
+            return;
+        };
+        let mut ticket = self.mux.register(Origin::default());
+        let request = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"method":"{method}","params":{params}}}"#,
+            ticket.id
+        );
+        let method = method.to_owned();
+        tokio::spawn(async move {
+            if stdin
+                .send(jsonrpc::to_line(request.as_bytes()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            ticket.sent_through(stdin);
+            match tokio::time::timeout(Duration::from_secs(30), ticket.answer()).await {
+                Ok(Ok(_)) => debug!("the child took the bridge's {method}"),
+                Ok(Err(e)) => warn!("the bridge's {method} failed: {e}"),
+                Err(_) => warn!("the child did not answer the bridge's {method}"),
+            }
+        });
+    }
+
+    /// Sends a message to every served session's event stream.
+    fn broadcast(&self, line: &[u8]) {
+        for session in self.sessions_served() {
+            session.events().send(line);
+        }
+    }
+
+    fn serves(&self, session: &Arc<Session>) -> bool {
+        match self.only.get() {
+            Some(only) => std::ptr::eq(only.as_ptr(), Arc::as_ptr(session)),
+            None => true,
+        }
+    }
+
+    fn sessions_served(&self) -> Vec<Arc<Session>> {
+        match self.only.get() {
+            Some(only) => only.upgrade().into_iter().collect(),
+            None => self.sessions.all(),
+        }
+    }
+
+    pub fn stdin(&self) -> Option<Stdin> {
+        lock(&self.stdin).clone()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
