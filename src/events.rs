@@ -7,8 +7,10 @@ use std::collections::VecDeque;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::mpsc;
 
-/// Events kept for a client that reconnects; older ones are gone.
+/// Events kept for a client that reconnects, at most this many and this many bytes; older
+/// ones are gone.
 const REPLAY_EVENTS: usize = 128;
+const REPLAY_BYTES: usize = 1024 * 1024;
 /// Events buffered for a connected client that does not read; past it the stream is dropped
 /// (the client reconnects and replays).
 const STREAM_BUFFER: usize = 256;
@@ -18,6 +20,7 @@ pub struct EventStream {
     next_id: u64,
     /// Kept only once a client opened the stream: sessions that never do (Dify's) cost nothing.
     replay: Option<VecDeque<(u64, Bytes)>>,
+    replay_bytes: usize,
     sink: Option<mpsc::Sender<Bytes>>,
 }
 
@@ -30,10 +33,14 @@ impl EventStream {
         };
         self.next_id += 1;
         let event = sse_event(Some(self.next_id), message);
-        if replay.len() == REPLAY_EVENTS {
-            replay.pop_front();
-        }
+        self.replay_bytes += event.len();
         replay.push_back((self.next_id, event.clone()));
+        while replay.len() > REPLAY_EVENTS || (self.replay_bytes > REPLAY_BYTES && replay.len() > 1)
+        {
+            if let Some((_, old)) = replay.pop_front() {
+                self.replay_bytes -= old.len();
+            }
+        }
         if let Some(sink) = &self.sink
             && sink.try_send(event).is_err()
         {
@@ -125,5 +132,20 @@ mod tests {
             stream.send(b"{}");
         }
         assert_eq!(stream.replay.as_ref().unwrap().len(), REPLAY_EVENTS);
+        let big = vec![b'x'; REPLAY_BYTES / 2];
+        for _ in 0..5 {
+            stream.send(&big);
+        }
+        assert!(stream.replay_bytes <= REPLAY_BYTES);
+        assert_eq!(
+            stream.replay_bytes,
+            stream
+                .replay
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|(_, e)| e.len())
+                .sum::<usize>()
+        );
     }
 }

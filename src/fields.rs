@@ -81,12 +81,12 @@ impl<'a> Fields<'a> {
     }
 
     /// Reads only what a request forwarded on the hot path may need: nothing is parsed unless
-    /// its params mention a progress token or the 2026 metadata.
+    /// its params mention a progress token.
     pub fn read_request(message: &'a [u8], params: Option<&'a RawValue>) -> Fields<'a> {
-        let mentions = |needle: &[u8]| {
-            params.is_some_and(|p| memchr::memmem::find(p.get().as_bytes(), needle).is_some())
-        };
-        if mentions(b"\"progressToken\"") || mentions(b"io.modelcontextprotocol/") {
+        let mentions_token = params.is_some_and(|p| {
+            memchr::memmem::find(p.get().as_bytes(), b"\"progressToken\"").is_some()
+        });
+        if mentions_token {
             Fields::read(message, params)
         } else {
             Fields::default()

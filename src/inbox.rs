@@ -17,6 +17,8 @@ pub enum Delivery {
     Related(Bytes),
     Answer(Answer),
     Failed(NoAnswer),
+    /// The request has been waiting past `--stream-after`: time to switch to a stream.
+    LongRunning,
 }
 
 /// Related messages held for a reader that does not keep up; past it the oldest is dropped
@@ -30,25 +32,42 @@ pub struct Inbox {
 
 #[derive(Debug, Default)]
 struct State {
+    /// The next delivery when it is the only one: most requests get just their answer, which
+    /// then costs no queue allocation.
+    next: Option<Delivery>,
+    /// Deliveries after `next`, in order.
     queue: VecDeque<Delivery>,
     waker: Option<Waker>,
+}
+
+impl State {
+    fn drop_oldest_related(&mut self) {
+        if matches!(self.next, Some(Delivery::Related(_))) {
+            self.next = self.queue.pop_front();
+        } else if let Some(oldest) = self
+            .queue
+            .iter()
+            .position(|d| matches!(d, Delivery::Related(_)))
+        {
+            self.queue.remove(oldest);
+        }
+    }
 }
 
 impl Inbox {
     pub fn push(&self, delivery: Delivery) {
         let waker = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if matches!(delivery, Delivery::Related(_)) && state.queue.len() >= RELATED_LIMIT {
-                let oldest_related = state
-                    .queue
-                    .iter()
-                    .position(|d| matches!(d, Delivery::Related(_)));
-                if let Some(oldest) = oldest_related {
-                    state.queue.remove(oldest);
-                    tracing::debug!("a client is not reading its stream; dropped a message");
-                }
+            let held = state.queue.len() + usize::from(state.next.is_some());
+            if matches!(delivery, Delivery::Related(_)) && held >= RELATED_LIMIT {
+                state.drop_oldest_related();
+                tracing::debug!("a client is not reading its stream; dropped a message");
             }
-            state.queue.push_back(delivery);
+            if state.next.is_none() && state.queue.is_empty() {
+                state.next = Some(delivery);
+            } else {
+                state.queue.push_back(delivery);
+            }
             state.waker.take()
         };
         if let Some(waker) = waker {
@@ -58,7 +77,7 @@ impl Inbox {
 
     pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Delivery> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match state.queue.pop_front() {
+        match state.next.take().or_else(|| state.queue.pop_front()) {
             Some(delivery) => Poll::Ready(delivery),
             None => {
                 match &mut state.waker {
@@ -90,6 +109,7 @@ mod tests {
                     match inbox.next().await {
                         Delivery::Related(bytes) => seen.push(bytes),
                         Delivery::Answer(_) | Delivery::Failed(_) => return seen,
+                        Delivery::LongRunning => {}
                     }
                 }
             })
@@ -108,7 +128,10 @@ mod tests {
             inbox.push(Delivery::Related(Bytes::from_static(b"p")));
         }
         inbox.push(Delivery::Failed(NoAnswer::child_gone("test")));
-        let len = inbox.state.lock().unwrap().queue.len();
-        assert_eq!(len, RELATED_LIMIT + 1);
+        let state = inbox.state.lock().unwrap();
+        assert_eq!(
+            state.queue.len() + usize::from(state.next.is_some()),
+            RELATED_LIMIT + 1
+        );
     }
 }

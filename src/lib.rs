@@ -250,6 +250,10 @@ pub async fn run(
         let bridge = bridge.clone();
         tokio::spawn(async move { bridge.sessions.expire_forever().await })
     };
+    let nudger = {
+        let bridge = bridge.clone();
+        tokio::spawn(async move { http::nudge_long_calls(&bridge).await })
+    };
     if let Some(address) = address {
         eprintln!(
             "mcp-bridge listening on {}",
@@ -273,6 +277,7 @@ pub async fn run(
     stop.cancel();
     let _ = server.await;
     sweeper.abort();
+    nudger.abort();
     // Every child stops side by side: the shared one and each session's own.
     let mut stopping = tokio::task::JoinSet::new();
     for session in bridge.sessions.all() {

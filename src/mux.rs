@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -86,6 +87,9 @@ pub struct Origin {
 struct Waiter {
     inbox: Arc<Inbox>,
     origin: Origin,
+    sent: Instant,
+    /// Told it is long-running already.
+    nudged: bool,
 }
 
 /// Several small maps instead of one, so that concurrent requests rarely wait on the same lock.
@@ -132,6 +136,8 @@ impl Mux {
                     Waiter {
                         inbox: inbox.clone(),
                         origin,
+                        sent: Instant::now(),
+                        nudged: false,
                     },
                 );
             }
@@ -186,6 +192,20 @@ impl Mux {
             }
         }
         best
+    }
+
+    /// Tells every request that could stream and was sent before `before` that it is
+    /// long-running (once). One sweep for all requests costs less than a timer for each.
+    pub fn nudge_sent_before(&self, before: Instant) {
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            for waiter in shard.waiters.values_mut() {
+                if !waiter.nudged && waiter.origin.can_stream && waiter.sent < before {
+                    waiter.nudged = true;
+                    waiter.inbox.push(Delivery::LongRunning);
+                }
+            }
+        }
     }
 
     /// The id of a request in flight whose origin satisfies `wanted` (a rare lookup: a scan).
@@ -288,7 +308,7 @@ impl Ticket {
             match self.next().await {
                 Delivery::Answer(answer) => return Ok(answer),
                 Delivery::Failed(why) => return Err(why),
-                Delivery::Related(_) => {}
+                Delivery::Related(_) | Delivery::LongRunning => {}
             }
         }
     }
@@ -302,7 +322,7 @@ impl Ticket {
     }
 
     fn settled(&mut self, delivery: Delivery) -> Delivery {
-        if !matches!(delivery, Delivery::Related(_)) {
+        if matches!(delivery, Delivery::Answer(_) | Delivery::Failed(_)) {
             // Answered or failed: nothing left to cancel.
             self.cancel_through = None;
         }

@@ -329,32 +329,52 @@ async fn a_custom_path_is_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_and_other_methods_are_405_with_allow() {
+async fn other_methods_are_405_with_allow_and_a_get_stream_needs_sse_and_a_session() {
     let mut bridge = Bridge::start(&["--demo"]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
-    // Dify opens a GET stream beside every session and ignores a 405.
-    for method in [Method::GET, Method::PUT, Method::PATCH] {
+    for method in [Method::PUT, Method::PATCH] {
         let reply = http
             .send(
                 method.clone(),
                 &bridge.url,
-                &[
-                    ("accept", "text/event-stream"),
-                    ("mcp-session-id", session.as_str()),
-                ],
+                &[("mcp-session-id", session.as_str())],
                 "",
             )
             .await;
         assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
-        assert_eq!(reply.header("allow"), Some("POST, DELETE"));
+        assert_eq!(reply.header("allow"), Some("GET, POST, DELETE"));
         assert!(reply.json()["error"]["message"].is_string());
     }
+    let get = |headers: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let url = bridge.url.clone();
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            http.send(Method::GET, &url, &headers, "").await
+        }
+    };
+    let json_only = get(vec![
+        ("accept", "application/json".into()),
+        ("mcp-session-id", session.clone()),
+    ])
+    .await;
+    assert_eq!(json_only.status, StatusCode::NOT_ACCEPTABLE);
+    let no_session = get(vec![("accept", "text/event-stream".into())]).await;
+    assert_eq!(no_session.status, StatusCode::BAD_REQUEST);
+    assert_eq!(no_session.json()["error"]["code"], -32002);
+    let unknown = get(vec![
+        ("accept", "text/event-stream".into()),
+        ("mcp-session-id", "0".repeat(32)),
+    ])
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     bridge.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_discover_without_a_session_is_a_400_with_a_jsonrpc_error() {
+async fn server_discover_names_every_version_and_the_childs_capabilities() {
     let mut bridge = Bridge::start(&["--demo"]);
     let http = Http::new();
     let reply = http
@@ -365,14 +385,26 @@ async fn server_discover_without_a_session_is_a_400_with_a_jsonrpc_error() {
                 ("content-type", "application/json"),
                 ("accept", "application/json, text/event-stream"),
                 ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "server/discover"),
             ],
             r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{}}"#,
         )
         .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     let answer = reply.json();
     assert_eq!(answer["id"], 1);
-    assert!(answer["error"]["code"].is_i64());
+    assert_eq!(
+        answer["result"]["supportedVersions"],
+        json!([
+            "2024-11-05",
+            "2025-03-26",
+            "2025-06-18",
+            "2025-11-25",
+            "2026-07-28"
+        ])
+    );
+    assert!(answer["result"]["capabilities"]["tools"].is_object());
+    assert_eq!(answer["result"]["resultType"], "complete");
     bridge.stop();
 }
 
@@ -559,19 +591,43 @@ async fn notifications_reach_the_child_but_initialized_only_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_childs_own_requests_are_answered_by_the_bridge() {
+async fn the_childs_requests_that_no_client_can_take_are_answered_by_the_bridge() {
     let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
-    let ping = http
-        .call_tool(&bridge.url, &session, json!(1), "ping_client", json!({}))
-        .await;
+    // A client that takes only JSON can be handed nothing mid-call, and no session has an
+    // event stream open: the bridge, alive, answers the ping itself...
+    let call = |id: u32, tool: &str| {
+        let body = json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": {}}
+        });
+        let headers = [
+            ("content-type", "application/json"),
+            ("accept", "application/json"),
+            ("mcp-session-id", session.as_str()),
+        ];
+        let http = http.clone();
+        let url = bridge.url.clone();
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        async move {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            http.send(Method::POST, &url, &headers, body.to_string())
+                .await
+                .json()
+        }
+    };
+    let ping = call(1, "ping_client").await;
     let answer: Value = serde_json::from_str(tool_text(&ping)).unwrap();
     assert_eq!(answer["result"], json!({}));
-    // A request no client can answer yet is refused at once instead of left hanging.
-    let ask = http
-        .call_tool(&bridge.url, &session, json!(2), "ask_client", json!({}))
-        .await;
+    // ...and refuses at once what only a client could answer.
+    let ask = call(2, "ask_client").await;
     let answer: Value = serde_json::from_str(tool_text(&ask)).unwrap();
     assert_eq!(answer["error"]["code"], -32601);
     bridge.stop();

@@ -129,6 +129,7 @@ pub async fn post(
                     Step::Related(message) => {
                         session.events().send(&message);
                     }
+                    Step::LongRunning => {}
                 }
             },
         }

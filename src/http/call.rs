@@ -52,6 +52,8 @@ pub enum Step {
     Related(Bytes),
     /// The end: the answer, or an error in its place, as the chunks of one JSON message.
     Final(Vec<Bytes>),
+    /// Still running past `--stream-after`.
+    LongRunning,
 }
 
 /// The child and router a request goes to.
@@ -127,13 +129,16 @@ impl Call {
         };
         let mut ticket = target.router.mux.register(origin);
         let bridge_id = itoa::Buffer::new().format(ticket.id).to_owned();
-        let mut edits = vec![(id.span.clone(), bridge_id.as_bytes())];
-        if let Some(token) = &token {
+        let id_edit = (id.span.clone(), bridge_id.as_bytes());
+        let line = match &token {
             // The child reports progress with the bridge id: unique, where clients' tokens may
             // collide.
-            edits.push((token.span.clone(), bridge_id.as_bytes()));
-        }
-        let line = fields::splice_line(body, &mut edits);
+            Some(token) => fields::splice_line(
+                body,
+                &mut [id_edit, (token.span.clone(), bridge_id.as_bytes())],
+            ),
+            None => fields::splice_line(body, &mut [id_edit]),
+        };
         if let Err(gone) = target.child.send(line).await {
             return Err(child_gone(id, &gone.0));
         }
@@ -163,6 +168,7 @@ impl Call {
                     })
                 }
                 Delivery::Failed(why) => Step::Final(vec![self.error(&why)]),
+                Delivery::LongRunning => Step::LongRunning,
             });
         }
         if let Some(deadline) = &mut self.deadline
@@ -191,6 +197,28 @@ impl Call {
     fn error(&self, why: &NoAnswer) -> Bytes {
         let id = std::str::from_utf8(&self.client_id).ok();
         jsonrpc::error_response(id, why.code, &why.message)
+    }
+}
+
+/// Tells calls still running after `--stream-after` that they are long-running, for as long
+/// as the bridge runs: one sweep every quarter of that time instead of a timer per request.
+pub async fn nudge_long_calls(bridge: &Bridge) {
+    let period = (bridge.stream_after / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(before) = std::time::Instant::now().checked_sub(bridge.stream_after) else {
+            continue;
+        };
+        bridge.router.mux.nudge_sent_before(before);
+        if bridge.isolation.is_some() {
+            for session in bridge.sessions.all() {
+                if let Some(isolated) = session.isolated.get() {
+                    isolated.router.mux.nudge_sent_before(before);
+                }
+            }
+        }
     }
 }
 

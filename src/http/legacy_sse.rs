@@ -12,10 +12,10 @@ use tracing::debug;
 
 use super::call::{Call, Outgoing, Step};
 use super::sse::{self, SessionStream};
-use super::streamable::{self, check_content_type};
+use super::streamable::{self, check_content_type, parse_message};
 use super::{Body, RequestLog, accepted, isolated, rpc_error};
 use crate::Bridge;
-use crate::jsonrpc::{self, Kind, code};
+use crate::jsonrpc::{Kind, code};
 use crate::protocol;
 use crate::session::{ClientCapabilities, NewSession, Session, Transport};
 
@@ -80,16 +80,9 @@ pub async fn post(
         Ok(body) => body,
         Err(reject) => return reject.into_response(),
     };
-    let message = match jsonrpc::parse_from_client(&body) {
+    let message = match parse_message(&body) {
         Ok(message) => message,
-        Err(invalid) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                invalid.code(),
-                &invalid.to_string(),
-            );
-        }
+        Err(reject) => return reject.into_response(),
     };
     log.rpc_method = message.method().map(str::to_owned);
     match message.kind {
@@ -173,6 +166,7 @@ async fn pump(mut call: Call, session: Arc<Session>) {
             Step::Related(message) => {
                 session.events().send(&message);
             }
+            Step::LongRunning => {}
             Step::Final(chunks) => {
                 session.events().send(&chunks.concat());
                 return;

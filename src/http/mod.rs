@@ -12,6 +12,7 @@ mod stateless;
 mod streamable;
 
 pub use body::Body;
+pub use call::nudge_long_calls;
 
 use std::convert::Infallible;
 use std::sync::Arc;

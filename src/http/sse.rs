@@ -100,6 +100,7 @@ impl hyper::body::Body for AnswerStream {
                     this.frames.extend(message_event(chunks));
                     this.finished = true;
                 }
+                Poll::Ready(Step::LongRunning) => {}
                 Poll::Pending => {
                     if this.keep_alive.poll_tick(cx).is_ready() {
                         return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(KEEP_ALIVE)))));

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
 use super::call::Outgoing;
-use super::streamable::{self, Accepts};
+use super::streamable::{self, Accepts, parse_message};
 use super::{Body, RequestLog, accepted, json, rpc_error};
 use crate::Bridge;
 use crate::fields::Fields;
@@ -29,16 +29,9 @@ pub async fn post(
     };
     // The child speaks a handshake-era version: it must not see the 2026 envelope.
     let body = strip_envelope(body);
-    let message = match jsonrpc::parse_from_client(&body) {
+    let message = match parse_message(&body) {
         Ok(message) => message,
-        Err(invalid) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                invalid.code(),
-                &invalid.to_string(),
-            );
-        }
+        Err(reject) => return reject.into_response(),
     };
     log.rpc_method = message.method().map(str::to_owned);
     let (id, method) = match &message.kind {

@@ -57,16 +57,9 @@ pub async fn post(
     if jsonrpc::is_batch(&body) {
         return batch::post(bridge, &body, session_id, version, log).await;
     }
-    let message = match jsonrpc::parse_from_client(&body) {
+    let message = match parse_message(&body) {
         Ok(message) => message,
-        Err(invalid) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                invalid.code(),
-                &invalid.to_string(),
-            );
-        }
+        Err(reject) => return reject.into_response(),
     };
     log.rpc_method = message.method().map(str::to_owned);
 
@@ -155,6 +148,13 @@ impl NoSession {
             NoSession::Unknown => unknown_session(request_id),
         }
     }
+}
+
+/// The body as one JSON-RPC message from a client; `400` with the JSON-RPC error otherwise.
+pub fn parse_message(body: &[u8]) -> Result<jsonrpc::Message<'_>, Reject> {
+    jsonrpc::parse_from_client(body).map_err(|invalid| {
+        Reject::new(StatusCode::BAD_REQUEST, invalid.code(), invalid.to_string())
+    })
 }
 
 /// Looks up the session a request names, marking it used.
@@ -334,6 +334,7 @@ pub async fn answer(bridge: &Bridge, outgoing: Outgoing<'_>, accepts: Accepts) -
         loop {
             match call.step().await {
                 Step::Final(chunks) => return respond(accepts, chunks),
+                Step::LongRunning => {}
                 // A client that takes no stream: its session's event stream, if open, gets it.
                 Step::Related(message) => {
                     if !session.as_ref().is_some_and(|s| s.events().send(&message)) {
@@ -343,12 +344,10 @@ pub async fn answer(bridge: &Bridge, outgoing: Outgoing<'_>, accepts: Accepts) -
             }
         }
     }
-    let first = tokio::select! {
-        step = call.step() => match step {
-            Step::Final(chunks) => return respond(accepts, chunks),
-            Step::Related(message) => Some(message),
-        },
-        _ = tokio::time::sleep(bridge.stream_after) => None,
+    let first = match call.step().await {
+        Step::Final(chunks) => return respond(accepts, chunks),
+        Step::Related(message) => Some(message),
+        Step::LongRunning => None,
     };
     sse::response(Body::streaming(AnswerStream::new(
         call,
