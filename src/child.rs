@@ -20,7 +20,7 @@ use crate::router::Router;
 use crate::stdin::Stdin;
 
 /// What to run, exactly as the user gave it: no shell in between.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildCommand {
     pub program: OsString,
     pub args: Vec<OsString>,
@@ -29,11 +29,16 @@ pub struct ChildCommand {
     /// The `mcp-bridge` executable, to run the server under its guard (see [`crate::guard`]);
     /// `None` runs the server directly, covered only by its own parent-death signal.
     pub guard: Option<PathBuf>,
+    /// The name in logs (a config file's server name); `None` uses the program's file name.
+    pub label: Option<String>,
 }
 
 impl ChildCommand {
-    /// A short name for logs: the program's file name.
+    /// A short name for logs: the label, or the program's file name.
     pub fn name(&self) -> String {
+        if let Some(label) = &self.label {
+            return label.clone();
+        }
         let program = PathBuf::from(&self.program);
         program
             .file_name()

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::Config;
 use crate::child::ChildCommand;
 use crate::http::access::AccessPolicy;
+use crate::http::tls::TlsFiles;
 use crate::supervisor::RestartPolicy;
 
 const EXAMPLES: &str = "\
@@ -76,6 +77,15 @@ pub struct Cli {
     /// filter such as `mcp_bridge=debug`. Logs go to stderr.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
+
+    /// Log lines as text for people or as JSON objects (one per line) for log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Run the servers of an `mcpServers` JSON file (the format of Claude Desktop and Cursor),
+    /// each at /servers/NAME/mcp, instead of one command. SIGHUP reloads it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "demo"])]
+    pub config: Option<PathBuf>,
 
     /// Seconds the server may take to answer the bridge's initialize at start (`npx -y` and
     /// `uvx` may download the server first).
@@ -169,9 +179,25 @@ pub struct Cli {
     #[arg(long, value_name = "ORIGIN")]
     pub cors_origin: Option<String>,
 
+    /// Serve HTTPS with this certificate chain (PEM, server certificate first), for clients
+    /// that reach the bridge without a proxy or tunnel; needs --tls-key. SIGHUP reloads both.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// The stdio MCP server to run, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,6 +246,9 @@ impl Cli {
                 me.clone().into_os_string(),
                 vec![OsString::from("demo-server")],
             )
+        } else if self.config.is_some() {
+            // Every server's command comes from the file.
+            (OsString::new(), Vec::new())
         } else {
             let mut command = self.command.into_iter();
             let program = command.next().ok_or(UsageError::NoCommand)?;
@@ -231,8 +260,15 @@ impl Cli {
             env: self.env,
             cwd: self.cwd,
             guard: Some(me),
+            label: None,
         });
         config.path = self.path;
+        config.config_file = self.config;
+        config.json_logs = self.log_format == LogFormat::Json;
+        config.tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        };
         config.startup_timeout = Duration::from_secs(self.startup_timeout);
         config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
         config.restart = self.restart;
@@ -382,6 +418,27 @@ mod tests {
         assert!(token.into_config().is_ok());
         let open = parse(&["--host", "0.0.0.0", "--allow-unauthenticated", "--demo"]).unwrap();
         assert!(open.into_config().is_ok());
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_keeps_the_loopback_rule() {
+        assert!(parse(&["--demo", "--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--demo", "--tls-key", "k.pem"]).is_err());
+        let config = parse(&["--demo", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        let files = config.tls.expect("TLS files");
+        assert_eq!(files.cert, PathBuf::from("c.pem"));
+        assert_eq!(files.key, PathBuf::from("k.pem"));
+        let plain = parse(&["--demo"]).unwrap().into_config().unwrap();
+        assert!(plain.tls.is_none());
+        let tls = ["--tls-cert", "c", "--tls-key", "k", "--demo"];
+        let open = parse(&[&["--host", "0.0.0.0"], &tls[..]].concat());
+        assert!(matches!(
+            open.unwrap().into_config(),
+            Err(UsageError::Unprotected(_))
+        ));
     }
 
     #[test]

@@ -1,8 +1,13 @@
-//! mcp-bridge: serves a stdio MCP server over MCP Streamable HTTP, one warm child shared by
-//! every client, requests multiplexed into its stdin by id.
+//! mcp-bridge: serves stdio MCP servers over MCP Streamable HTTP (and the legacy HTTP+SSE
+//! transport), one warm child per server shared by every client, requests multiplexed into its
+//! stdin by id.
 //!
 //! Modules, each owning one concern:
 //! - [`cli`]: the command line and its translation into a [`Config`].
+//! - [`config`]: the `--config` file of servers.
+//! - [`gateway`]: the servers one listener serves, their health, reloading.
+//! - [`bridge`]: one bridged server: its child, sessions, limits and paths.
+//! - [`metrics`]: the Prometheus metrics.
 //! - [`child`]: spawning, feeding, reading and stopping the child process.
 //! - [`stdin`]: writing lines to the child, straight or queued.
 //! - [`supervisor`]: restarts with backoff, and which child serves now.
@@ -21,17 +26,21 @@
 //! - [`guard`]: the process that kills the server's whole group if the bridge dies.
 //! - [`shutdown`]: the signals that stop the bridge.
 
+pub mod bridge;
 pub mod child;
 pub mod cli;
+pub mod config;
 pub mod demo;
 pub mod events;
 pub mod fields;
+pub mod gateway;
 pub mod guard;
 pub mod handshake;
 pub mod http;
 pub mod inbox;
 pub mod isolate;
 pub mod jsonrpc;
+pub mod metrics;
 pub mod mux;
 pub mod protocol;
 pub mod router;
@@ -40,23 +49,26 @@ pub mod shutdown;
 pub mod stdin;
 pub mod supervisor;
 
+pub use bridge::Bridge;
+
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::child::{ChildCommand, ChildLimits, SpawnError};
+use crate::bridge::Start;
+use crate::child::{ChildCommand, SpawnError};
+use crate::config::{ConfigError, ServerSettings};
+use crate::gateway::{ConfigSource, Gateway};
 use crate::handshake::StartError;
 use crate::http::access::AccessPolicy;
-use crate::isolate::Isolation;
-use crate::router::Router;
-use crate::session::{Session, Sessions};
-use crate::supervisor::{ChildSpec, RestartPolicy, Supervisor};
+use crate::http::tls::{Tls, TlsError, TlsFiles};
+use crate::supervisor::RestartPolicy;
 
 /// Everything [`run`] needs, independent of how it was given (command line, tests).
 #[derive(Debug, Clone)]
@@ -87,9 +99,34 @@ pub struct Config {
     /// A child of its own for each session, at most this many at once; `None` shares one.
     pub isolate: Option<usize>,
     pub access: AccessPolicy,
+    /// Serve the servers of this `mcpServers` file instead of `child`.
+    pub config_file: Option<PathBuf>,
+    /// Request log lines as JSON fields rather than text.
+    pub json_logs: bool,
+    /// Serve HTTPS with this certificate chain and key (PEM), reloaded on SIGHUP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Config {
+    /// The settings of the server a single command runs, and the defaults of a config file's.
+    pub fn server_defaults(&self) -> ServerSettings {
+        ServerSettings {
+            name: self.child.name(),
+            child: self.child.clone(),
+            path: self.path.clone(),
+            restart: self.restart,
+            startup_timeout: self.startup_timeout,
+            request_timeout: self.request_timeout,
+            max_message_bytes: self.max_message_bytes,
+            max_sessions: self.max_sessions,
+            session_idle_timeout: self.session_idle_timeout,
+            max_in_flight: self.max_in_flight,
+            stream_after: self.stream_after,
+            keep_alive: self.keep_alive,
+            isolate: self.isolate,
+        }
+    }
+
     pub fn new(child: ChildCommand) -> Self {
         Self {
             child,
@@ -107,6 +144,9 @@ impl Config {
             keep_alive: Duration::from_secs(15),
             isolate: None,
             access: AccessPolicy::default(),
+            config_file: None,
+            json_logs: false,
+            tls: None,
         }
     }
 }
@@ -120,153 +160,106 @@ pub enum RunError {
     Start(#[from] StartError),
     #[error("the MCP server stopped: {0}")]
     ChildExited(String, Option<i32>),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
-/// How long a request waits for a restarting child before it gets an error.
-const WAIT_FOR_RESTART: Duration = Duration::from_secs(30);
-
-/// What the HTTP handlers share.
-pub struct Bridge {
-    pub supervisor: Supervisor,
-    pub router: Arc<Router>,
-    pub sessions: Arc<Sessions>,
-    pub in_flight: Arc<Semaphore>,
-    pub max_body_bytes: usize,
-    pub request_timeout: Option<Duration>,
-    pub stream_after: Duration,
-    pub keep_alive: Duration,
-    pub wait_for_restart: Duration,
-    pub access: AccessPolicy,
-    pub isolation: Option<Isolation>,
-    /// How long a child gets at each step of stopping it.
-    pub shutdown_grace: Duration,
-    path: String,
-    path_with_slash: String,
-    legacy_sse_path: String,
-    legacy_messages_path: String,
-}
-
-impl Bridge {
-    pub fn is_endpoint(&self, path: &str) -> bool {
-        path == self.path || path == self.path_with_slash
-    }
-
-    /// The router of the child serving `session`: its own with `--isolate`, else the shared one.
-    pub fn router_for<'a>(&'a self, session: &'a Session) -> &'a Arc<Router> {
-        match session.isolated.get() {
-            Some(isolated) => &isolated.router,
-            None => &self.router,
-        }
-    }
-
-    pub fn endpoint_path(&self) -> &str {
-        &self.path
-    }
-
-    /// Where the legacy HTTP+SSE transport opens its stream: `sse` beside the endpoint.
-    pub fn legacy_sse_path(&self) -> &str {
-        &self.legacy_sse_path
-    }
-
-    pub fn legacy_messages_path(&self) -> &str {
-        &self.legacy_messages_path
-    }
-}
-
-/// Runs the bridge on `listener` until `shutdown` resolves or the child exits for good: starts
-/// the child, runs its handshake, prints the ready line, serves, then stops everything in order.
+/// Runs the bridge on `listener` until `shutdown` resolves, or, for a single command, until
+/// its child exits for good: starts the server(s), prints the ready line, serves, then stops
+/// everything in order.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     tokio::pin!(shutdown);
-    let sessions = Arc::new(Sessions::new(
-        config.max_sessions,
-        config.session_idle_timeout,
-    ));
-    let router = Arc::new(Router::new(sessions.clone()));
-    {
-        let router = Arc::downgrade(&router);
-        let grace = config.shutdown_timeout;
-        sessions.on_end(Box::new(move |session| {
-            if let Some(router) = router.upgrade() {
-                router.session_ended(&session);
-            }
-            if let Some(isolated) = session.isolated.get() {
-                isolated.router.session_ended(&session);
-                isolated.clone().stop(grace);
-            }
-        }));
-    }
+    // A bad certificate is found before the server starts.
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(Tls::load(files.clone())?)),
+        None => None,
+    };
     let grace = config.shutdown_timeout;
-    let spec = ChildSpec {
-        command: config.child.clone(),
-        limits: ChildLimits {
-            max_message_bytes: config.max_message_bytes,
-        },
-        startup_timeout: config.startup_timeout,
-        restart: config.restart,
+    let defaults = config.server_defaults();
+    let (servers, supervision, source) = match &config.config_file {
+        None => {
+            let (bridge, supervision) = tokio::select! {
+                started = Bridge::start(defaults, config.max_body_bytes, grace, Start::Wait) => started?,
+                // Stopped while the server was still starting: dropping it kills it.
+                _ = &mut shutdown => return Ok(()),
+            };
+            (vec![bridge], Some(supervision), None)
+        }
+        Some(path) => {
+            let wanted = config::load(path, &defaults)?;
+            let mut servers = Vec::new();
+            for settings in wanted {
+                let (bridge, _supervision) =
+                    Bridge::start(settings, config.max_body_bytes, grace, Start::Background)
+                        .await?;
+                servers.push(bridge);
+            }
+            let source = ConfigSource {
+                path: path.clone(),
+                defaults,
+            };
+            (servers, None, Some(source))
+        }
     };
-    let (supervisor, supervision) = tokio::select! {
-        started = Supervisor::start(spec, router.clone()) => started?,
-        // Stopped while the server was still starting: dropping it kills it.
-        _ = &mut shutdown => return Ok(()),
-    };
-
-    let path = config.path.trim_end_matches('/').to_owned();
-    let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
-    let bridge = Arc::new(Bridge {
-        supervisor,
-        router,
-        sessions,
-        in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
-        max_body_bytes: config.max_body_bytes,
-        request_timeout: config.request_timeout,
-        stream_after: config.stream_after,
-        keep_alive: config.keep_alive,
-        wait_for_restart: WAIT_FOR_RESTART,
-        access: config.access,
-        shutdown_grace: grace,
-        isolation: config.isolate.map(|max_children| {
-            Isolation::new(
-                config.child.clone(),
-                ChildLimits {
-                    max_message_bytes: config.max_message_bytes,
-                },
-                config.startup_timeout,
-                max_children,
-            )
-        }),
-        path_with_slash: format!("{path}/"),
-        legacy_sse_path: format!("{parent}/sse"),
-        legacy_messages_path: format!("{parent}/messages"),
-        path,
-    });
+    let gateway = Arc::new(Gateway::new(
+        servers,
+        config.access,
+        config.json_logs,
+        config.max_body_bytes,
+        grace,
+        source,
+    ));
     let address = listener.local_addr().ok();
     let stop = CancellationToken::new();
-    let server = tokio::spawn(http::serve(listener, bridge.clone(), stop.clone(), grace));
-    let sweeper = {
-        let bridge = bridge.clone();
-        tokio::spawn(async move { bridge.sessions.expire_forever().await })
-    };
-    let nudger = {
-        let bridge = bridge.clone();
-        tokio::spawn(async move { http::nudge_long_calls(&bridge).await })
-    };
+    let https = tls.is_some();
+    let server = tokio::spawn(http::tls::serving(
+        tls,
+        http::serve(listener, gateway.clone(), stop.clone(), grace),
+    ));
+    let reloader = config.config_file.is_some().then(|| {
+        let gateway = gateway.clone();
+        tokio::spawn(async move { shutdown::reload_on_hangup(&gateway).await })
+    });
     if let Some(address) = address {
+        for bridge in gateway
+            .servers()
+            .iter()
+            .skip(usize::from(supervision.is_some()))
+        {
+            eprintln!(
+                "mcp-bridge serving {} at {}",
+                bridge.name,
+                endpoint_url_for(address, bridge.endpoint_path(), https)
+            );
+        }
+        let ready_path = match &supervision {
+            Some(_) => gateway.servers()[0].endpoint_path().to_owned(),
+            None => "/".to_owned(),
+        };
         eprintln!(
             "mcp-bridge listening on {}",
-            endpoint_url(address, bridge.endpoint_path())
+            endpoint_url_for(address, &ready_path, https)
         );
     }
 
+    let child_ended = async {
+        match supervision {
+            Some(supervision) => supervision.await,
+            None => std::future::pending().await,
+        }
+    };
     let outcome = tokio::select! {
         _ = &mut shutdown => {
             info!("stopping: finishing open requests");
             Ok(())
         }
-        exit = supervision => match exit {
+        exit = child_ended => match exit {
             Ok(Some(exit)) => Err(RunError::ChildExited(
                 exit.description,
                 exit.status.and_then(|s| s.code()),
@@ -276,21 +269,20 @@ pub async fn run(
     };
     stop.cancel();
     let _ = server.await;
-    sweeper.abort();
-    nudger.abort();
-    // Every child stops side by side: the shared one and each session's own.
-    let mut stopping = tokio::task::JoinSet::new();
-    for session in bridge.sessions.all() {
-        if let Some(isolated) = session.isolated.get().cloned() {
-            stopping.spawn(async move { isolated.child.shutdown(grace).await });
-        }
+    if let Some(reloader) = reloader {
+        reloader.abort();
     }
-    bridge.supervisor.shutdown(grace).await;
-    stopping.join_all().await;
+    gateway.stop().await;
     outcome
 }
 
 /// The URL to paste into a client.
 pub fn endpoint_url(address: SocketAddr, path: &str) -> String {
-    format!("http://{address}{path}")
+    endpoint_url_for(address, path, false)
+}
+
+/// The URL to paste into a client: `https://` when the bridge serves TLS itself.
+pub fn endpoint_url_for(address: SocketAddr, path: &str, https: bool) -> String {
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://{address}{path}")
 }

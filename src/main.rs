@@ -7,7 +7,7 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use mcp_bridge::cli::{Cli, Hidden};
+use mcp_bridge::cli::{Cli, Hidden, LogFormat};
 use mcp_bridge::{RunError, demo, guard, run, shutdown};
 
 fn main() -> ExitCode {
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         }) => guard::run(*bridge_pid, &command[0], &command[1..]),
         None => {}
     }
-    init_logging(&cli.log_level);
+    init_logging(&cli.log_level, cli.log_format);
     let (host, port) = (cli.host.clone(), cli.port);
     let config = match cli.into_config() {
         Ok(config) => config,
@@ -92,15 +92,17 @@ fn fail(message: &str, code: Option<i32>) -> ExitCode {
     }
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|e| {
         eprintln!("mcp-bridge: ignoring --log-level {level:?} ({e}); using info");
         EnvFilter::new("info")
     });
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }

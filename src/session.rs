@@ -203,8 +203,8 @@ impl Sessions {
         self.lock().values().cloned().collect()
     }
 
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    /// Sessions open now.
+    pub fn count(&self) -> usize {
         self.lock().len()
     }
 
@@ -330,7 +330,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         sessions.touch(&first);
         let fourth = sessions.create(new("2025-06-18")).id.clone();
-        assert_eq!(sessions.len(), 3);
+        assert_eq!(sessions.count(), 3);
         assert!(!sessions.contains(&second));
         for kept in [&first, &third, &fourth] {
             assert!(sessions.contains(kept));

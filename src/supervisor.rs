@@ -2,6 +2,7 @@
 //! when it dies (as the restart policy says), and tells the HTTP side which child serves now.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -66,6 +67,17 @@ pub struct ChildSpec {
 pub struct Supervisor {
     state: watch::Receiver<State>,
     stop: CancellationToken,
+    restarts: Arc<AtomicU64>,
+}
+
+/// What the supervisor is doing, for health checks, metrics and the status page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// `ready`, `starting` (or restarting) or `stopped`.
+    pub state: &'static str,
+    /// Why it is not ready, if it is not.
+    pub reason: Option<String>,
+    pub restarts: u64,
 }
 
 impl Supervisor {
@@ -79,8 +91,86 @@ impl Supervisor {
         let serving = Arc::new(start_child(&spec, &router).await?);
         let (state_tx, state) = watch::channel(State::Ready(serving.clone()));
         let stop = CancellationToken::new();
-        let task = tokio::spawn(supervise(serving, spec, router, state_tx, stop.clone()));
-        Ok((Supervisor { state, stop }, task))
+        let restarts = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(supervise(
+            serving,
+            spec,
+            router,
+            state_tx,
+            stop.clone(),
+            restarts.clone(),
+        ));
+        Ok((
+            Supervisor {
+                state,
+                stop,
+                restarts,
+            },
+            task,
+        ))
+    }
+
+    /// Starts the first child without waiting for it: a server that fails to start is retried
+    /// with backoff (as the restart policy allows) while its neighbours in a config file serve.
+    pub fn start_in_background(
+        spec: ChildSpec,
+        router: Arc<Router>,
+    ) -> (Supervisor, tokio::task::JoinHandle<Option<Exit>>) {
+        let (state_tx, state) = watch::channel(State::Down("starting".into()));
+        let stop = CancellationToken::new();
+        let restarts = Arc::new(AtomicU64::new(0));
+        let task = {
+            let stop = stop.clone();
+            let restarts = restarts.clone();
+            tokio::spawn(async move {
+                let mut backoff = FIRST_BACKOFF;
+                let serving = loop {
+                    let started = tokio::select! {
+                        started = start_child(&spec, &router) => started,
+                        _ = stop.cancelled() => return None,
+                    };
+                    match started {
+                        Ok(serving) => break Arc::new(serving),
+                        Err(e) => {
+                            error!(server = %spec.command.name(), "the MCP server did not start: {e}");
+                            if spec.restart == RestartPolicy::Never {
+                                state_tx.send_replace(State::Stopped(e.to_string()));
+                                return None;
+                            }
+                            state_tx.send_replace(State::Down(e.to_string()));
+                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.cancelled() => return None,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                };
+                state_tx.send_replace(State::Ready(serving.clone()));
+                supervise(serving, spec, router, state_tx, stop, restarts).await
+            })
+        };
+        (
+            Supervisor {
+                state,
+                stop,
+                restarts,
+            },
+            task,
+        )
+    }
+
+    pub fn status(&self) -> Status {
+        let (state, reason) = match &*self.state.borrow() {
+            State::Ready(_) => ("ready", None),
+            State::Down(reason) => ("starting", Some(reason.clone())),
+            State::Stopped(reason) => ("stopped", Some(reason.clone())),
+        };
+        Status {
+            state,
+            reason,
+            restarts: self.restarts.load(Ordering::Relaxed),
+        }
     }
 
     /// The child serving now, if one is.
@@ -152,6 +242,7 @@ async fn supervise(
     router: Arc<Router>,
     state: watch::Sender<State>,
     stop: CancellationToken,
+    restarts: Arc<AtomicU64>,
 ) -> Option<Exit> {
     let mut backoff = FIRST_BACKOFF;
     loop {
@@ -185,6 +276,7 @@ async fn supervise(
                 // Dropping the half-started child kills its process group.
                 _ = stop.cancelled() => return None,
             };
+            restarts.fetch_add(1, Ordering::Relaxed);
             match started {
                 Ok(serving) => break Arc::new(serving),
                 Err(e) => error!("the MCP server did not restart: {e}"),

@@ -297,7 +297,7 @@ async fn the_trailing_slash_path_works_without_redirect_and_other_paths_are_404(
     assert_eq!(tool_text(&call), "slash");
 
     let root = bridge.url.trim_end_matches("/mcp").to_owned();
-    for path in ["/", "/mcpx", "/sse", "/mcp/extra"] {
+    for path in ["/", "/mcpx", "/mcp/extra", "/servers/x/mcp"] {
         let reply = http
             .post(
                 &format!("{root}{path}"),
@@ -313,6 +313,16 @@ async fn the_trailing_slash_path_works_without_redirect_and_other_paths_are_404(
                 .contains("/mcp")
         );
     }
+    // The legacy transport's stream is opened with GET only.
+    let sse = http
+        .post(
+            &format!("{root}/sse"),
+            None,
+            initialize_body(0, "2025-06-18"),
+        )
+        .await;
+    assert_eq!(sse.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(sse.header("allow"), Some("GET"));
     bridge.stop();
 }
 

@@ -5,11 +5,13 @@ pub mod access;
 mod batch;
 mod body;
 mod call;
+mod health;
 mod isolated;
 mod legacy_sse;
 mod sse;
 mod stateless;
 mod streamable;
+pub mod tls;
 
 pub use body::Body;
 pub use call::nudge_long_calls;
@@ -30,7 +32,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::Bridge;
+use crate::gateway::Gateway;
 use crate::jsonrpc;
 use access::Denied;
 
@@ -44,7 +46,7 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 /// Accepts connections until `stop` fires, then lets open requests finish for up to `drain`.
 pub async fn serve(
     listener: TcpListener,
-    bridge: Arc<Bridge>,
+    gateway: Arc<Gateway>,
     stop: CancellationToken,
     drain: Duration,
 ) {
@@ -75,11 +77,29 @@ pub async fn serve(
         };
         // Small JSON-RPC answers must leave at once, not wait for Nagle.
         let _ = stream.set_nodelay(true);
-        let bridge = bridge.clone();
+        let gateway = gateway.clone();
         let service = service_fn(move |request| {
-            let bridge = bridge.clone();
-            async move { Ok::<_, Infallible>(handle(&bridge, request).await) }
+            let gateway = gateway.clone();
+            async move { Ok::<_, Infallible>(handle(&gateway, request).await) }
         });
+        if let Some(tls) = tls::current() {
+            // HTTPS: the handshake (bounded in time) runs in the connection's own task, so a
+            // slow or failing client (plain HTTP on this port) concerns itself alone.
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                if let Some(stream) = tls.handshake(stream).await {
+                    let connection = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(connection).await {
+                        debug!("connection ended with an error: {e}");
+                    }
+                }
+                drop(slot);
+            });
+            continue;
+        }
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
@@ -103,43 +123,62 @@ pub async fn serve(
 /// What the request log line says beyond method, path and status.
 #[derive(Default)]
 pub struct RequestLog {
+    pub server: Option<Arc<String>>,
     pub rpc_method: Option<String>,
     pub session: Option<String>,
 }
 
-async fn handle(bridge: &Arc<Bridge>, request: Request<Incoming>) -> Response<Body> {
+async fn handle(gateway: &Arc<Gateway>, request: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().clone();
     let uri = request.uri().clone();
     let mut log = RequestLog::default();
-    let response = route(bridge, request, &mut log).await;
-    info!(
-        target: "mcp_bridge::request",
-        "{method} {} {} session={} {} {:?}",
-        uri.path(),
-        log.rpc_method.as_deref().unwrap_or("-"),
-        log.session.as_deref().map_or("-", short_session),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    let response = route(gateway, request, &mut log).await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    let rpc_method = log.rpc_method.as_deref();
+    if let Some(server) = &log.server {
+        gateway.metrics.observe(server, rpc_method, status, took);
+    }
+    let session = log.session.as_deref().map_or("-", short_session);
+    if gateway.json_logs {
+        info!(
+            target: "mcp_bridge::request",
+            server = log.server.as_deref().map_or("-", String::as_str),
+            http_method = %method,
+            path = uri.path(),
+            rpc_method = rpc_method.unwrap_or("-"),
+            session,
+            status,
+            duration_ms = took.as_secs_f64() * 1000.0,
+            "request"
+        );
+    } else {
+        info!(
+            target: "mcp_bridge::request",
+            "{method} {} {} session={session} {status} {took:?}",
+            uri.path(),
+            rpc_method.unwrap_or("-"),
+        );
+    }
     response
 }
 
 async fn route(
-    bridge: &Arc<Bridge>,
+    gateway: &Arc<Gateway>,
     request: Request<Incoming>,
     log: &mut RequestLog,
 ) -> Response<Body> {
     let origin = request.headers().get(header::ORIGIN).cloned();
-    let mut response = route_allowed(bridge, request, log).await;
-    bridge
+    let mut response = route_allowed(gateway, request, log).await;
+    gateway
         .access
         .add_cors_headers(origin.as_ref(), response.headers_mut());
     response
 }
 
 async fn route_allowed(
-    bridge: &Arc<Bridge>,
+    gateway: &Arc<Gateway>,
     request: Request<Incoming>,
     log: &mut RequestLog,
 ) -> Response<Body> {
@@ -153,27 +192,40 @@ async fn route_allowed(
             "this bridge has no OAuth: send its token as Authorization: Bearer <token> or X-API-Key: <token>",
         );
     }
-    if request.method() == Method::OPTIONS && bridge.access.cors_enabled() {
+    // Probes from load balancers and Docker carry no token.
+    match path {
+        "/healthz" => return health::healthz(gateway),
+        "/readyz" => return health::readyz(gateway),
+        _ => {}
+    }
+    if request.method() == Method::OPTIONS && gateway.access.cors_enabled() {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;
-        bridge.access.add_preflight_headers(response.headers_mut());
+        gateway.access.add_preflight_headers(response.headers_mut());
         return response;
     }
-    if let Err(denied) = bridge.access.check(&request) {
+    if let Err(denied) = gateway.access.check(&request) {
         return refuse(denied);
     }
-    if path == bridge.legacy_sse_path() && request.method() == Method::GET {
-        let messages = bridge.legacy_messages_path().to_owned();
-        return legacy_sse::open(bridge, &messages, log);
+    if path == "/metrics" {
+        let text = gateway.metrics.render(&gateway.servers());
+        let mut response = Response::new(Body::from(Bytes::from(text)));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return response;
     }
-    if path == bridge.legacy_messages_path() && request.method() == Method::POST {
-        return legacy_sse::post(bridge, request, log).await;
-    }
-    if !bridge.is_endpoint(path) {
+    let Some(bridge) = gateway.find(path) else {
+        let endpoints: Vec<String> = gateway
+            .servers()
+            .iter()
+            .map(|b| b.endpoint_path().to_owned())
+            .collect();
         let message = format!(
-            "no MCP endpoint at {path}; this bridge serves {} (and the legacy SSE transport at {})",
-            bridge.endpoint_path(),
-            bridge.legacy_sse_path()
+            "no MCP endpoint at {path}; this bridge serves {} (and the legacy SSE transport \
+             at `sse` beside each)",
+            endpoints.join(", ")
         );
         return rpc_error(
             StatusCode::NOT_FOUND,
@@ -181,29 +233,42 @@ async fn route_allowed(
             jsonrpc::code::INVALID_REQUEST,
             &message,
         );
+    };
+    log.server = Some(bridge.name.clone());
+    let bridge = &bridge;
+    if path == bridge.legacy_sse_path() && request.method() == Method::GET {
+        let messages = bridge.legacy_messages_path().to_owned();
+        return legacy_sse::open(bridge, &messages, log);
+    }
+    if path == bridge.legacy_messages_path() {
+        if request.method() == Method::POST {
+            return legacy_sse::post(bridge, request, log).await;
+        }
+        return method_not_allowed(request.method(), "POST");
+    }
+    if path == bridge.legacy_sse_path() {
+        return method_not_allowed(request.method(), "GET");
     }
     match *request.method() {
         Method::POST => streamable::post(bridge, request, log).await,
         Method::GET => streamable::get(bridge, &request, log),
         Method::DELETE => streamable::delete(bridge, &request, log),
-        _ => {
-            let message = format!(
-                "{} is not supported here: POST JSON-RPC messages, GET the session's event \
-                 stream, DELETE to end a session",
-                request.method()
-            );
-            let mut response = rpc_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                None,
-                jsonrpc::code::INVALID_REQUEST,
-                &message,
-            );
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
-            response
-        }
+        _ => method_not_allowed(request.method(), "GET, POST, DELETE"),
     }
+}
+
+fn method_not_allowed(method: &Method, allow: &'static str) -> Response<Body> {
+    let message = format!("{method} is not supported here; this path takes {allow}");
+    let mut response = rpc_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        jsonrpc::code::INVALID_REQUEST,
+        &message,
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 fn refuse(denied: Denied) -> Response<Body> {

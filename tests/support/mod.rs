@@ -131,6 +131,14 @@ impl Bridge {
     }
 
     /// Sends a signal and waits for the bridge to exit.
+    /// Sends the bridge a signal and lets it run on (SIGHUP reloads its config file).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.pid(), signal);
+        }
+    }
+
     pub fn stop_with(&mut self, signal: i32) -> ExitStatus {
         let mut process = self.process.take().expect("running");
         unsafe {

@@ -1,0 +1,206 @@
+//! One bridged server: its supervised child (or, with `--isolate`, a child per session), its
+//! sessions and router, its endpoint paths and limits. The HTTP side finds the bridge a request
+//! is for and works on it; a config file runs several side by side.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::child::{ChildLimits, Exit};
+use crate::config::ServerSettings;
+use crate::isolate::Isolation;
+use crate::router::Router;
+use crate::session::{Session, Sessions};
+use crate::supervisor::{ChildSpec, Supervisor};
+use crate::{RunError, http};
+
+/// How long a request waits for a restarting child before it gets an error.
+const WAIT_FOR_RESTART: Duration = Duration::from_secs(30);
+
+/// What the HTTP handlers share for one server.
+pub struct Bridge {
+    pub name: Arc<String>,
+    pub settings: ServerSettings,
+    pub supervisor: Supervisor,
+    pub router: Arc<Router>,
+    pub sessions: Arc<Sessions>,
+    pub in_flight: Arc<Semaphore>,
+    pub max_body_bytes: usize,
+    pub request_timeout: Option<Duration>,
+    pub stream_after: Duration,
+    pub keep_alive: Duration,
+    pub wait_for_restart: Duration,
+    pub isolation: Option<Isolation>,
+    /// How long a child gets at each step of stopping it.
+    pub shutdown_grace: Duration,
+    pub started: Instant,
+    path: String,
+    path_with_slash: String,
+    legacy_sse_path: String,
+    legacy_messages_path: String,
+    /// Its housekeeping tasks, stopped with it.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// How a bridge's first child is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Wait for its handshake; a failure is the caller's (the single-command CLI exits).
+    Wait,
+    /// Start serving at once and keep trying (a config file's server must not stop the rest).
+    Background,
+}
+
+impl Bridge {
+    /// Starts a server's child and housekeeping. The returned task ends with the child's last
+    /// exit when the restart policy says not to start it again.
+    pub async fn start(
+        settings: ServerSettings,
+        max_body_bytes: usize,
+        grace: Duration,
+        start: Start,
+    ) -> Result<(Arc<Bridge>, JoinHandle<Option<Exit>>), RunError> {
+        let sessions = Arc::new(Sessions::new(
+            settings.max_sessions,
+            settings.session_idle_timeout,
+        ));
+        let router = Arc::new(Router::new(sessions.clone()));
+        {
+            let router = Arc::downgrade(&router);
+            sessions.on_end(Box::new(move |session| {
+                if let Some(router) = router.upgrade() {
+                    router.session_ended(&session);
+                }
+                if let Some(isolated) = session.isolated.get() {
+                    isolated.router.session_ended(&session);
+                    isolated.clone().stop(grace);
+                }
+            }));
+        }
+        let limits = ChildLimits {
+            max_message_bytes: settings.max_message_bytes,
+        };
+        let spec = ChildSpec {
+            command: settings.child.clone(),
+            limits,
+            startup_timeout: settings.startup_timeout,
+            restart: settings.restart,
+        };
+        let (supervisor, supervision) = match start {
+            Start::Wait => Supervisor::start(spec, router.clone()).await?,
+            Start::Background => Supervisor::start_in_background(spec, router.clone()),
+        };
+        let path = settings.path.trim_end_matches('/').to_owned();
+        let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
+        let bridge = Arc::new(Bridge {
+            name: Arc::new(settings.name.clone()),
+            supervisor,
+            router,
+            sessions,
+            in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
+            max_body_bytes,
+            request_timeout: settings.request_timeout,
+            stream_after: settings.stream_after,
+            keep_alive: settings.keep_alive,
+            wait_for_restart: WAIT_FOR_RESTART,
+            isolation: settings.isolate.map(|max_children| {
+                Isolation::new(
+                    settings.child.clone(),
+                    limits,
+                    settings.startup_timeout,
+                    max_children,
+                )
+            }),
+            shutdown_grace: grace,
+            started: Instant::now(),
+            path_with_slash: format!("{path}/"),
+            legacy_sse_path: format!("{parent}/sse"),
+            legacy_messages_path: format!("{parent}/messages"),
+            path,
+            settings,
+            tasks: Mutex::default(),
+        });
+        let sweeper = {
+            let bridge = bridge.clone();
+            tokio::spawn(async move { bridge.sessions.expire_forever().await })
+        };
+        let nudger = {
+            let bridge = bridge.clone();
+            tokio::spawn(async move { http::nudge_long_calls(&bridge).await })
+        };
+        *bridge.tasks.lock().unwrap_or_else(|e| e.into_inner()) = vec![sweeper, nudger];
+        Ok((bridge, supervision))
+    }
+
+    /// Stops the server: its housekeeping, then every child side by side, the shared one and
+    /// each session's own. Requests still open get errors as their child goes.
+    pub async fn stop(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+        let grace = self.shutdown_grace;
+        let mut stopping = tokio::task::JoinSet::new();
+        for session in self.sessions.all() {
+            if let Some(isolated) = session.isolated.get().cloned() {
+                stopping.spawn(async move { isolated.child.shutdown(grace).await });
+            }
+        }
+        self.supervisor.shutdown(grace).await;
+        stopping.join_all().await;
+    }
+
+    /// Lets requests in flight finish (up to the grace period), then stops: a server removed
+    /// from the config file by a reload.
+    pub async fn retire(&self) {
+        let all = self.settings.max_in_flight;
+        let deadline = Instant::now() + self.shutdown_grace;
+        while self.in_flight.available_permits() < all && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.stop().await;
+    }
+
+    /// Requests waiting on the child now.
+    pub fn requests_in_flight(&self) -> usize {
+        self.settings
+            .max_in_flight
+            .saturating_sub(self.in_flight.available_permits())
+    }
+
+    /// Whether `path` is one of this server's endpoints.
+    pub fn serves(&self, path: &str) -> bool {
+        self.is_endpoint(path) || path == self.legacy_sse_path || path == self.legacy_messages_path
+    }
+
+    pub fn is_endpoint(&self, path: &str) -> bool {
+        path == self.path || path == self.path_with_slash
+    }
+
+    /// The router of the child serving `session`: its own with `--isolate`, else the shared one.
+    pub fn router_for<'a>(&'a self, session: &'a Session) -> &'a Arc<Router> {
+        match session.isolated.get() {
+            Some(isolated) => &isolated.router,
+            None => &self.router,
+        }
+    }
+
+    pub fn endpoint_path(&self) -> &str {
+        &self.path
+    }
+
+    /// Where the legacy HTTP+SSE transport opens its stream: `sse` beside the endpoint.
+    pub fn legacy_sse_path(&self) -> &str {
+        &self.legacy_sse_path
+    }
+
+    pub fn legacy_messages_path(&self) -> &str {
+        &self.legacy_messages_path
+    }
+}

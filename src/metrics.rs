@@ -1,0 +1,217 @@
+//! Prometheus metrics at `GET /metrics`: requests by server, JSON-RPC method and status, their
+//! latency, and each server's requests in flight, open sessions, restarts and whether its child
+//! is up. Counters are bumped as requests end; the rest is read from the servers when scraped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::bridge::Bridge;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    server: Arc<String>,
+    method: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    server: Arc<String>,
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabels {
+    server: Arc<String>,
+}
+
+type Latency = Family<MethodLabels, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Latency,
+    in_flight: Family<ServerLabels, Gauge>,
+    sessions: Family<ServerLabels, Gauge>,
+    restarts: Family<ServerLabels, Counter>,
+    up: Family<ServerLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// 100 µs to about 18 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 3.0, 12))
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("mcp_bridge");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: Latency = Family::new_with_constructor(latency_histogram);
+        let in_flight = Family::<ServerLabels, Gauge>::default();
+        let sessions = Family::<ServerLabels, Gauge>::default();
+        let restarts = Family::<ServerLabels, Counter>::default();
+        let up = Family::<ServerLabels, Gauge>::default();
+        registry.register(
+            "requests",
+            "HTTP requests by server, JSON-RPC method and HTTP status",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to the response headers (an SSE stream may run on), by server and JSON-RPC method",
+            latency.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests waiting on the server's child",
+            in_flight.clone(),
+        );
+        registry.register("sessions", "Open sessions", sessions.clone());
+        registry.register(
+            "child_restarts",
+            "Restarts of the server's child",
+            restarts.clone(),
+        );
+        registry.register(
+            "child_up",
+            "1 when the server's child has completed its handshake and serves",
+            up.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            in_flight,
+            sessions,
+            restarts,
+            up,
+        }
+    }
+
+    /// Counts one finished request.
+    pub fn observe(&self, server: &Arc<String>, method: Option<&str>, status: u16, took: Duration) {
+        let method = method_label(method);
+        self.requests
+            .get_or_create(&RequestLabels {
+                server: server.clone(),
+                method,
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&MethodLabels {
+                server: server.clone(),
+                method,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The text exposition, with the servers' current state read in first.
+    pub fn render(&self, servers: &[Arc<Bridge>]) -> String {
+        for bridge in servers {
+            let labels = ServerLabels {
+                server: bridge.name.clone(),
+            };
+            let status = bridge.supervisor.status();
+            self.in_flight
+                .get_or_create(&labels)
+                .set(bridge.requests_in_flight() as i64);
+            self.sessions
+                .get_or_create(&labels)
+                .set(bridge.sessions.count() as i64);
+            self.up
+                .get_or_create(&labels)
+                .set(i64::from(status.state == "ready"));
+            let restarts = self.restarts.get_or_create(&labels);
+            restarts.inc_by(status.restarts.saturating_sub(restarts.get()));
+        }
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+/// The method as a label: the MCP methods by name, anything else folded so that clients cannot
+/// grow the label set without bound.
+fn method_label(method: Option<&str>) -> &'static str {
+    const KNOWN: [&str; 22] = [
+        "initialize",
+        "ping",
+        "tools/list",
+        "tools/call",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "logging/setLevel",
+        "server/discover",
+        "subscriptions/listen",
+        "notifications/initialized",
+        "notifications/cancelled",
+        "notifications/progress",
+        "notifications/roots/list_changed",
+        "batch",
+        "tasks/get",
+        "tasks/result",
+    ];
+    match method {
+        None => "-",
+        Some(method) => KNOWN
+            .iter()
+            .find(|known| **known == method)
+            .copied()
+            .unwrap_or("other"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_mcp_fold_into_other() {
+        assert_eq!(method_label(Some("tools/call")), "tools/call");
+        assert_eq!(method_label(Some("made/up/by/a/client")), "other");
+        assert_eq!(method_label(None), "-");
+    }
+
+    #[test]
+    fn renders_requests_in_the_text_format() {
+        let metrics = Metrics::new();
+        let server = Arc::new("time".to_owned());
+        metrics.observe(&server, Some("tools/call"), 200, Duration::from_millis(2));
+        let text = metrics.render(&[]);
+        assert!(
+            text.contains(
+                r#"mcp_bridge_requests_total{server="time",method="tools/call",status="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("mcp_bridge_request_duration_seconds_bucket"));
+    }
+}
