@@ -2,6 +2,7 @@
 //! sessions and router, its endpoint paths and limits. The HTTP side finds the bridge a request
 //! is for and works on it; a config file runs several side by side.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,10 @@ use tokio::task::JoinHandle;
 
 use crate::child::{ChildLimits, Exit};
 use crate::config::ServerSettings;
+use serde_json::Value;
+
 use crate::isolate::Isolation;
+use crate::mux::Origin;
 use crate::router::Router;
 use crate::session::{Session, Sessions};
 use crate::supervisor::{ChildSpec, Supervisor};
@@ -42,7 +46,14 @@ pub struct Bridge {
     legacy_messages_path: String,
     /// Its housekeeping tasks, stopped with it.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// HTTP requests served, for the status page.
+    pub requests: AtomicU64,
+    /// The child's tools as last listed, and when, for the status page.
+    tools: tokio::sync::Mutex<Option<(Instant, Value)>>,
 }
+
+/// How long the status page shows the same tool list before asking the child again.
+const TOOLS_FRESH_FOR: Duration = Duration::from_secs(10);
 
 /// How a bridge's first child is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +132,8 @@ impl Bridge {
             path,
             settings,
             tasks: Mutex::default(),
+            requests: AtomicU64::new(0),
+            tools: tokio::sync::Mutex::new(None),
         });
         let sweeper = {
             let bridge = bridge.clone();
@@ -165,6 +178,43 @@ impl Bridge {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.stop().await;
+    }
+
+    /// The shared child's tools (`result.tools` of `tools/list`, first page), asked at most
+    /// every few seconds.
+    pub async fn tools(&self) -> Result<Value, String> {
+        let mut cached = self.tools.lock().await;
+        if let Some((at, tools)) = &*cached
+            && at.elapsed() < TOOLS_FRESH_FOR
+        {
+            return Ok(tools.clone());
+        }
+        let serving = self
+            .supervisor
+            .current()
+            .ok_or_else(|| "the server is not running".to_owned())?;
+        let mut ticket = self.router.mux.register(Origin::default());
+        let request = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"method":"tools/list","params":{{}}}}"#,
+            ticket.id
+        );
+        serving
+            .child
+            .send(crate::jsonrpc::to_line(request.as_bytes()))
+            .await
+            .map_err(|e| e.to_string())?;
+        ticket.sent_through(serving.child.stdin().clone());
+        let answer = tokio::time::timeout(Duration::from_secs(5), ticket.answer())
+            .await
+            .map_err(|_| "the server did not list its tools within 5 s".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let answer: Value = serde_json::from_slice(&answer.to_vec()).map_err(|e| e.to_string())?;
+        let tools = answer["result"]["tools"].clone();
+        if !tools.is_array() {
+            return Err(format!("tools/list answered {}", answer["error"]));
+        }
+        *cached = Some((Instant::now(), tools.clone()));
+        Ok(tools)
     }
 
     /// Requests waiting on the child now.

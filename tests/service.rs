@@ -262,3 +262,103 @@ async fn json_logs_carry_server_session_method_status_and_duration() {
     assert!(fields["session"].as_str().unwrap().len() == 8);
     assert!(fields["duration_ms"].as_f64().unwrap() > 0.0);
 }
+
+/// Renders `url` in headless Chromium (Debian's package) and returns the DOM once the page's
+/// script has run; also saves a screenshot to `screenshot`.
+fn render_in_chromium(url: &str, screenshot: &Path) -> String {
+    let profile = std::env::temp_dir().join(format!("mcp-bridge-chromium-{}", std::process::id()));
+    let common = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--virtual-time-budget=5000",
+        "--window-size=1280,1100",
+    ];
+    let chromium = |extra: &[String]| {
+        std::process::Command::new("chromium")
+            .args(common)
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run chromium (scripts/install-test-deps installs Debian's package)")
+    };
+    let shot = chromium(&[format!("--screenshot={}", screenshot.display())]);
+    assert!(shot.status.success(), "{shot:?}");
+    let dom = chromium(&["--dump-dom".to_owned()]);
+    assert!(dom.status.success(), "{dom:?}");
+    let _ = std::fs::remove_dir_all(&profile);
+    String::from_utf8_lossy(&dom.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_renders_every_server_with_its_tools_in_a_real_browser() {
+    let path = config_file("status", json!({"demo": demo(), "fixture": fixture()}));
+    let mut bridge = Bridge::start(&["--config", path.to_str().unwrap()]);
+    let base = base(&bridge);
+    let http = Http::new();
+    echo(&http, &format!("{base}/servers/demo/mcp"), "counted").await;
+    let screenshot = repo_root().join("target/status-page.png");
+    let page = tokio::task::spawn_blocking({
+        let url = format!("{base}/");
+        let screenshot = screenshot.clone();
+        move || render_in_chromium(&url, &screenshot)
+    })
+    .await
+    .unwrap();
+    for expected in [
+        "data-server=\"demo\"",
+        "data-server=\"fixture\"",
+        ">echo<",
+        ">add<",
+        ">current_time<",
+        ">ping_client<",
+        "Paste into Dify:",
+        &format!("{base}/servers/demo/mcp"),
+        "requests 3",
+    ] {
+        assert!(
+            page.contains(expected),
+            "{expected} not in the page:\n{page}"
+        );
+    }
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
+    bridge.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_asks_browsers_for_the_token_when_one_is_set() {
+    let mut bridge = Bridge::start_with(&["--demo"], &[("MCP_BRIDGE_AUTH_TOKEN", "s3cret")]);
+    let base = bridge.url.trim_end_matches("/mcp").to_owned();
+    let http = Http::new();
+    let refused = http.send(Method::GET, &format!("{base}/"), &[], "").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        refused
+            .header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Basic")),
+        "{:?}",
+        refused.headers
+    );
+    // What a browser sends after its prompt: any user name, the token as the password.
+    let basic = "Basic YnJvd3NlcjpzM2NyZXQ="; // browser:s3cret
+    let status = http
+        .send(
+            Method::GET,
+            &format!("{base}/status.json"),
+            &[("authorization", basic)],
+            "",
+        )
+        .await;
+    assert_eq!(status.status, StatusCode::OK);
+    let status = status.json();
+    assert_eq!(status["servers"][0]["state"], "ready");
+    assert_eq!(status["servers"][0]["tools"][0]["name"], "echo");
+    bridge.stop();
+}

@@ -118,25 +118,65 @@ impl AccessPolicy {
 
 /// `Authorization: Bearer TOKEN` or `X-API-Key: TOKEN` (what Dify's custom headers send).
 fn presents_token(headers: &HeaderMap, token: &str) -> bool {
-    let bearer = headers
+    let authorization = headers
         .get_all(header::AUTHORIZATION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .filter_map(|v| {
             let (scheme, credentials) = v.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then_some(credentials.trim())
+            let credentials = credentials.trim();
+            if scheme.eq_ignore_ascii_case("bearer") {
+                Some(credentials.to_owned())
+            } else if scheme.eq_ignore_ascii_case("basic") {
+                // A browser's login prompt (the status page): any user name, the token as the
+                // password.
+                let decoded = String::from_utf8(base64_decode(credentials)?).ok()?;
+                decoded
+                    .split_once(':')
+                    .map(|(_, password)| password.to_owned())
+            } else {
+                None
+            }
         });
     let api_key = headers
         .get_all("x-api-key")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .map(str::trim);
+        .map(|v| v.trim().to_owned());
     // Every candidate is compared, so timing says nothing about which header matched.
-    bearer.chain(api_key).fold(false, |found, given| {
+    authorization.chain(api_key).fold(false, |found, given| {
         constant_time_eq(given.as_bytes(), token.as_bytes()) | found
     })
+}
+
+/// Standard base64 (padding optional); `None` for anything else.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let text = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.chunks(4) {
+        let mut bits = 0u32;
+        for (n, c) in chunk.iter().enumerate() {
+            bits |= value(*c)? << (18 - 6 * n);
+        }
+        let bytes = bits.to_be_bytes();
+        match chunk.len() {
+            4 => out.extend_from_slice(&bytes[1..4]),
+            3 => out.extend_from_slice(&bytes[1..3]),
+            2 => out.push(bytes[1]),
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 /// Compares without stopping at the first difference, so response time does not reveal how

@@ -10,8 +10,8 @@ mod isolated;
 mod legacy_sse;
 mod sse;
 mod stateless;
+mod status;
 mod streamable;
-pub mod tls;
 
 pub use body::Body;
 pub use call::nudge_long_calls;
@@ -204,8 +204,23 @@ async fn route_allowed(
         gateway.access.add_preflight_headers(response.headers_mut());
         return response;
     }
+    let for_people = path == "/" || path == "/status.json";
     if let Err(denied) = gateway.access.check(&request) {
-        return refuse(denied);
+        let mut response = refuse(denied);
+        if for_people && response.status() == StatusCode::UNAUTHORIZED {
+            // A browser then asks for the token (as the password, any user name).
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"mcp-bridge\", charset=\"UTF-8\""),
+            );
+        }
+        return response;
+    }
+    if for_people && request.method() == Method::GET {
+        return match path {
+            "/" => status::page(),
+            _ => status::status(gateway, request.headers()).await,
+        };
     }
     if path == "/metrics" {
         let text = gateway.metrics.render(&gateway.servers());
@@ -235,6 +250,9 @@ async fn route_allowed(
         );
     };
     log.server = Some(bridge.name.clone());
+    bridge
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let bridge = &bridge;
     if path == bridge.legacy_sse_path() && request.method() == Method::GET {
         let messages = bridge.legacy_messages_path().to_owned();

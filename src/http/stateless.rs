@@ -8,6 +8,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
+use super::access::base64_decode;
 use super::call::Outgoing;
 use super::streamable::{self, Accepts, parse_message};
 use super::{Body, RequestLog, accepted, json, rpc_error};
@@ -204,35 +205,6 @@ fn decode_sentinel(value: &str) -> Option<String> {
         Some(encoded) => String::from_utf8(base64_decode(encoded)?).ok(),
         None => Some(value.to_owned()),
     }
-}
-
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let text = text.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    for chunk in text.chunks(4) {
-        let mut bits = 0u32;
-        for (n, c) in chunk.iter().enumerate() {
-            bits |= value(*c)? << (18 - 6 * n);
-        }
-        let bytes = bits.to_be_bytes();
-        match chunk.len() {
-            4 => out.extend_from_slice(&bytes[1..4]),
-            3 => out.extend_from_slice(&bytes[1..3]),
-            2 => out.push(bytes[1]),
-            _ => return None,
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -1,0 +1,72 @@
+//! The status page at `GET /`: one self-contained HTML page (no build step, no CDN) that reads
+//! `GET /status.json` every few seconds and shows each server: command, state, uptime,
+//! restarts, its tools and their parameters, the URL to paste into Dify, and request counts.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::{Body, json};
+use crate::gateway::Gateway;
+
+const PAGE: &str = include_str!("status.html");
+
+pub fn page() -> Response<Body> {
+    let mut response = Response::new(Body::from(Bytes::from_static(PAGE.as_bytes())));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    // The page runs its own inline script and talks only to this origin.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'",
+        ),
+    );
+    response
+}
+
+/// What the page shows, as JSON.
+pub async fn status(gateway: &Gateway, headers: &HeaderMap) -> Response<Body> {
+    let origin = public_origin(headers);
+    let mut servers = Vec::new();
+    for bridge in gateway.servers().iter() {
+        let status = bridge.supervisor.status();
+        let tools = match bridge.tools().await {
+            Ok(tools) => tools,
+            Err(why) => json!({"error": why}),
+        };
+        servers.push(json!({
+            "name": bridge.name.as_str(),
+            "command": bridge.settings.child.display(),
+            "state": status.state,
+            "reason": status.reason,
+            "restarts": status.restarts,
+            "uptime_seconds": bridge.started.elapsed().as_secs(),
+            "url": format!("{origin}{}", bridge.endpoint_path()),
+            "legacy_sse_url": format!("{origin}{}", bridge.legacy_sse_path()),
+            "isolate": bridge.isolation.is_some(),
+            "requests": bridge.requests.load(Ordering::Relaxed),
+            "in_flight": bridge.requests_in_flight(),
+            "sessions": bridge.sessions.count(),
+            "tools": tools,
+        }));
+    }
+    let body = json!({"version": env!("CARGO_PKG_VERSION"), "servers": Value::from(servers)});
+    json(StatusCode::OK, body.to_string().into())
+}
+
+/// `scheme://host` as the client reached the bridge (through a proxy, as it says it was).
+fn public_origin(headers: &HeaderMap) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = header("x-forwarded-host")
+        .or_else(|| header("host"))
+        .unwrap_or("127.0.0.1");
+    let scheme = header("x-forwarded-proto").unwrap_or("http");
+    format!("{scheme}://{host}")
+}
