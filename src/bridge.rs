@@ -14,6 +14,7 @@ use crate::config::ServerSettings;
 use serde_json::Value;
 
 use crate::isolate::Isolation;
+use crate::metrics::{Metrics, ServerMetrics};
 use crate::mux::Origin;
 use crate::router::Router;
 use crate::session::{Session, Sessions};
@@ -48,6 +49,7 @@ pub struct Bridge {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// HTTP requests served, for the status page.
     pub requests: AtomicU64,
+    pub metrics: ServerMetrics,
     /// The child's tools as last listed, and when, for the status page.
     tools: tokio::sync::Mutex<Option<(Instant, Value)>>,
 }
@@ -72,6 +74,7 @@ impl Bridge {
         max_body_bytes: usize,
         grace: Duration,
         start: Start,
+        metrics: &Metrics,
     ) -> Result<(Arc<Bridge>, JoinHandle<Option<Exit>>), RunError> {
         let sessions = Arc::new(Sessions::new(
             settings.max_sessions,
@@ -105,8 +108,10 @@ impl Bridge {
         };
         let path = settings.path.trim_end_matches('/').to_owned();
         let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
+        let name = Arc::new(settings.name.clone());
         let bridge = Arc::new(Bridge {
-            name: Arc::new(settings.name.clone()),
+            metrics: metrics.for_server(&name),
+            name,
             supervisor,
             router,
             sessions,

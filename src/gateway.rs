@@ -25,7 +25,7 @@ pub struct ConfigSource {
 pub struct Gateway {
     servers: RwLock<Arc<Vec<Arc<Bridge>>>>,
     pub access: AccessPolicy,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub json_logs: bool,
     pub max_body_bytes: usize,
     pub grace: Duration,
@@ -35,6 +35,7 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(
         servers: Vec<Arc<Bridge>>,
+        metrics: Arc<Metrics>,
         access: AccessPolicy,
         json_logs: bool,
         max_body_bytes: usize,
@@ -44,7 +45,7 @@ impl Gateway {
         Self {
             servers: RwLock::new(Arc::new(servers)),
             access,
-            metrics: Metrics::new(),
+            metrics,
             json_logs,
             max_body_bytes,
             grace,
@@ -112,6 +113,7 @@ impl Gateway {
                         self.max_body_bytes,
                         self.grace,
                         Start::Background,
+                        &self.metrics,
                     )
                     .await
                     {

@@ -68,6 +68,7 @@ use crate::gateway::{ConfigSource, Gateway};
 use crate::handshake::StartError;
 use crate::http::access::AccessPolicy;
 use crate::http::tls::{Tls, TlsError, TlsFiles};
+use crate::metrics::Metrics;
 use crate::supervisor::RestartPolicy;
 
 /// Everything [`run`] needs, independent of how it was given (command line, tests).
@@ -182,10 +183,11 @@ pub async fn run(
     };
     let grace = config.shutdown_timeout;
     let defaults = config.server_defaults();
+    let metrics = Arc::new(Metrics::new());
     let (servers, supervision, source) = match &config.config_file {
         None => {
             let (bridge, supervision) = tokio::select! {
-                started = Bridge::start(defaults, config.max_body_bytes, grace, Start::Wait) => started?,
+                started = Bridge::start(defaults, config.max_body_bytes, grace, Start::Wait, &metrics) => started?,
                 // Stopped while the server was still starting: dropping it kills it.
                 _ = &mut shutdown => return Ok(()),
             };
@@ -195,9 +197,14 @@ pub async fn run(
             let wanted = config::load(path, &defaults)?;
             let mut servers = Vec::new();
             for settings in wanted {
-                let (bridge, _supervision) =
-                    Bridge::start(settings, config.max_body_bytes, grace, Start::Background)
-                        .await?;
+                let (bridge, _supervision) = Bridge::start(
+                    settings,
+                    config.max_body_bytes,
+                    grace,
+                    Start::Background,
+                    &metrics,
+                )
+                .await?;
                 servers.push(bridge);
             }
             let source = ConfigSource {
@@ -209,6 +216,7 @@ pub async fn run(
     };
     let gateway = Arc::new(Gateway::new(
         servers,
+        metrics,
         config.access,
         config.json_logs,
         config.max_body_bytes,

@@ -107,22 +107,25 @@ impl Metrics {
         }
     }
 
-    /// Counts one finished request.
-    pub fn observe(&self, server: &Arc<String>, method: Option<&str>, status: u16, took: Duration) {
-        let method = method_label(method);
-        self.requests
-            .get_or_create(&RequestLabels {
+    /// One server's handles, made once so that counting a request costs no label lookup.
+    pub fn for_server(&self, server: &Arc<String>) -> ServerMetrics {
+        let per_method = |method: &'static str| {
+            let ok = self.requests.get_or_create_owned(&RequestLabels {
                 server: server.clone(),
                 method,
-                status,
-            })
-            .inc();
-        self.latency
-            .get_or_create(&MethodLabels {
+                status: 200,
+            });
+            let latency = self.latency.get_or_create_owned(&MethodLabels {
                 server: server.clone(),
                 method,
-            })
-            .observe(took.as_secs_f64());
+            });
+            (ok, latency)
+        };
+        ServerMetrics {
+            server: server.clone(),
+            requests: self.requests.clone(),
+            methods: METHODS.iter().map(|method| per_method(method)).collect(),
+        }
     }
 
     /// The text exposition, with the servers' current state read in first.
@@ -152,40 +155,71 @@ impl Metrics {
     }
 }
 
-/// The method as a label: the MCP methods by name, anything else folded so that clients cannot
-/// grow the label set without bound.
-fn method_label(method: Option<&str>) -> &'static str {
-    const KNOWN: [&str; 22] = [
-        "initialize",
-        "ping",
-        "tools/list",
-        "tools/call",
-        "resources/list",
-        "resources/templates/list",
-        "resources/read",
-        "resources/subscribe",
-        "resources/unsubscribe",
-        "prompts/list",
-        "prompts/get",
-        "completion/complete",
-        "logging/setLevel",
-        "server/discover",
-        "subscriptions/listen",
-        "notifications/initialized",
-        "notifications/cancelled",
-        "notifications/progress",
-        "notifications/roots/list_changed",
-        "batch",
-        "tasks/get",
-        "tasks/result",
-    ];
+/// Counts the requests of one server.
+#[derive(Debug)]
+pub struct ServerMetrics {
+    server: Arc<String>,
+    requests: Family<RequestLabels, Counter>,
+    /// For each of [`METHODS`]: its `200` counter and its latency histogram.
+    methods: Vec<(Counter, Histogram)>,
+}
+
+impl ServerMetrics {
+    /// Counts one finished request.
+    pub fn observe(&self, method: Option<&str>, status: u16, took: Duration) {
+        let index = method_index(method);
+        let (ok, latency) = &self.methods[index];
+        latency.observe(took.as_secs_f64());
+        if status == 200 {
+            ok.inc();
+        } else {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    server: self.server.clone(),
+                    method: METHODS[index],
+                    status,
+                })
+                .inc();
+        }
+    }
+}
+
+/// Method labels: the MCP methods by name; anything else is folded into `other` so that clients
+/// cannot grow the label set without bound; `-` for requests that are not JSON-RPC.
+const METHODS: [&str; 24] = [
+    "-",
+    "other",
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "server/discover",
+    "subscriptions/listen",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+    "batch",
+    "tasks/get",
+    "tasks/result",
+];
+
+fn method_index(method: Option<&str>) -> usize {
     match method {
-        None => "-",
-        Some(method) => KNOWN
+        None => 0,
+        Some(method) => METHODS[2..]
             .iter()
-            .find(|known| **known == method)
-            .copied()
-            .unwrap_or("other"),
+            .position(|known| *known == method)
+            .map_or(1, |i| i + 2),
     }
 }
 
@@ -195,16 +229,17 @@ mod tests {
 
     #[test]
     fn methods_outside_mcp_fold_into_other() {
-        assert_eq!(method_label(Some("tools/call")), "tools/call");
-        assert_eq!(method_label(Some("made/up/by/a/client")), "other");
-        assert_eq!(method_label(None), "-");
+        assert_eq!(METHODS[method_index(Some("tools/call"))], "tools/call");
+        assert_eq!(METHODS[method_index(Some("made/up/by/a/client"))], "other");
+        assert_eq!(METHODS[method_index(None)], "-");
     }
 
     #[test]
     fn renders_requests_in_the_text_format() {
         let metrics = Metrics::new();
-        let server = Arc::new("time".to_owned());
-        metrics.observe(&server, Some("tools/call"), 200, Duration::from_millis(2));
+        let server = metrics.for_server(&Arc::new("time".to_owned()));
+        server.observe(Some("tools/call"), 200, Duration::from_millis(2));
+        server.observe(Some("tools/call"), 404, Duration::from_millis(2));
         let text = metrics.render(&[]);
         assert!(
             text.contains(
@@ -212,6 +247,9 @@ mod tests {
             ),
             "{text}"
         );
+        assert!(text.contains(
+            r#"mcp_bridge_requests_total{server="time",method="tools/call",status="404"} 1"#
+        ));
         assert!(text.contains("mcp_bridge_request_duration_seconds_bucket"));
     }
 }

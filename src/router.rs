@@ -10,7 +10,7 @@
 //! capability) gets it; with none, the sessions' open event streams. `--isolate` makes it exact.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -33,6 +33,51 @@ struct ServerRequest {
     method: String,
 }
 
+/// The child's requests that clients are answering, by the id the client saw; their count is
+/// readable without the lock, so that a session ending need not take it.
+#[derive(Debug, Default)]
+struct ServerRequests {
+    map: Mutex<HashMap<u64, ServerRequest>>,
+    open: AtomicUsize,
+}
+
+struct ServerRequestsGuard<'a> {
+    map: std::sync::MutexGuard<'a, HashMap<u64, ServerRequest>>,
+    open: &'a AtomicUsize,
+}
+
+impl ServerRequests {
+    fn lock(&self) -> ServerRequestsGuard<'_> {
+        ServerRequestsGuard {
+            map: lock(&self.map),
+            open: &self.open,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.open.load(Ordering::Relaxed) == 0
+    }
+}
+
+impl std::ops::Deref for ServerRequestsGuard<'_> {
+    type Target = HashMap<u64, ServerRequest>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for ServerRequestsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
+
+impl Drop for ServerRequestsGuard<'_> {
+    fn drop(&mut self) {
+        self.open.store(self.map.len(), Ordering::Relaxed);
+    }
+}
+
 pub struct Router {
     pub mux: Arc<Mux>,
     sessions: Arc<Sessions>,
@@ -40,11 +85,24 @@ pub struct Router {
     only: OnceLock<Weak<Session>>,
     /// The current child's stdin, for the bridge's own messages to it.
     stdin: Mutex<Option<Stdin>>,
-    server_requests: Mutex<HashMap<u64, ServerRequest>>,
+    server_requests: ServerRequests,
     next_server_request: AtomicU64,
     /// Subscribers per resource URI.
     subscriptions: Mutex<HashMap<String, usize>>,
+    /// Who else hears what the child prints besides messages (`mcp-bridge doctor`).
+    noise: OnceLock<NoiseHook>,
 }
+
+/// A line the child printed that is not a message for anyone.
+#[derive(Debug, Clone, Copy)]
+pub enum Noise<'a> {
+    /// A stdout line that is not JSON-RPC (a banner, a stray print), skipped.
+    Stdout(&'a [u8]),
+    /// A line on stderr.
+    Stderr(&'a str),
+}
+
+pub type NoiseHook = Box<dyn Fn(Noise<'_>) + Send + Sync>;
 
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,9 +117,23 @@ impl Router {
             sessions,
             only: OnceLock::new(),
             stdin: Mutex::new(None),
-            server_requests: Mutex::default(),
+            server_requests: ServerRequests::default(),
             next_server_request: AtomicU64::new(1),
             subscriptions: Mutex::default(),
+            noise: OnceLock::new(),
+        }
+    }
+
+    /// Calls `hook` with every line the child prints that is not a message; set it before the
+    /// child is spawned (once: later calls are ignored).
+    pub fn watch_noise(&self, hook: impl Fn(Noise<'_>) + Send + Sync + 'static) {
+        let _ = self.noise.set(Box::new(hook));
+    }
+
+    /// The child printed something that is not a message (see [`Router::watch_noise`]).
+    pub fn noise(&self, noise: Noise<'_>) {
+        if let Some(hook) = self.noise.get() {
+            hook(noise);
         }
     }
 
@@ -78,7 +150,7 @@ impl Router {
     /// The child is gone: every request in flight fails with `reason`, and requests of the
     /// child's that clients were answering are forgotten (their answers have nowhere to go).
     pub fn child_exited(&self, reason: &str) -> usize {
-        lock(&self.server_requests).clear();
+        self.server_requests.lock().clear();
         self.mux.close(reason)
     }
 
@@ -101,7 +173,7 @@ impl Router {
             )],
         );
         let remember = |session: &Arc<Session>| {
-            lock(&self.server_requests).insert(
+            self.server_requests.lock().insert(
                 server_id,
                 ServerRequest {
                     child_id: id.raw.into(),
@@ -136,7 +208,7 @@ impl Router {
                 if session.events().send(&for_client) {
                     return;
                 }
-                lock(&self.server_requests).remove(&server_id);
+                self.server_requests.lock().remove(&server_id);
             }
         }
         // Nobody to ask. The bridge itself is the child's client, alive: it answers a ping.
@@ -202,7 +274,7 @@ impl Router {
                     return;
                 };
                 let found = {
-                    let mut requests = lock(&self.server_requests);
+                    let mut requests = self.server_requests.lock();
                     let server_id = requests
                         .iter()
                         .find(|(_, r)| *r.child_id == *child_id.raw)
@@ -233,7 +305,7 @@ impl Router {
             return false;
         };
         let request = {
-            let mut requests = lock(&self.server_requests);
+            let mut requests = self.server_requests.lock();
             match requests.get(&server_id) {
                 Some(r)
                     if r.session
@@ -291,7 +363,14 @@ impl Router {
     /// A session ended: its subscriptions are released and the child's requests it was
     /// answering get an error at once.
     pub fn session_ended(&self, session: &Arc<Session>) {
-        let uris: Vec<String> = session.subscriptions().iter().cloned().collect();
+        // Most sessions (Dify's: one call each) subscribed to nothing and were asked nothing.
+        let uris: Vec<String> = {
+            let subscriptions = session.subscriptions();
+            if subscriptions.is_empty() && self.server_requests.is_empty() {
+                return;
+            }
+            subscriptions.iter().cloned().collect()
+        };
         for uri in uris {
             if self.unsubscribe(session, &uri) {
                 self.tell_child(
@@ -301,7 +380,7 @@ impl Router {
             }
         }
         let orphaned: Vec<ServerRequest> = {
-            let mut requests = lock(&self.server_requests);
+            let mut requests = self.server_requests.lock();
             let ids: Vec<u64> = requests
                 .iter()
                 .filter(|(_, r)| r.session.upgrade().is_none_or(|s| Arc::ptr_eq(&s, session)))

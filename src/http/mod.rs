@@ -32,6 +32,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::Bridge;
 use crate::gateway::Gateway;
 use crate::jsonrpc;
 use access::Denied;
@@ -123,7 +124,8 @@ pub async fn serve(
 /// What the request log line says beyond method, path and status.
 #[derive(Default)]
 pub struct RequestLog {
-    pub server: Option<Arc<String>>,
+    /// The server the request was for, once known.
+    pub bridge: Option<Arc<Bridge>>,
     pub rpc_method: Option<String>,
     pub session: Option<String>,
 }
@@ -137,14 +139,14 @@ async fn handle(gateway: &Arc<Gateway>, request: Request<Incoming>) -> Response<
     let took = started.elapsed();
     let status = response.status().as_u16();
     let rpc_method = log.rpc_method.as_deref();
-    if let Some(server) = &log.server {
-        gateway.metrics.observe(server, rpc_method, status, took);
+    if let Some(bridge) = &log.bridge {
+        bridge.metrics.observe(rpc_method, status, took);
     }
     let session = log.session.as_deref().map_or("-", short_session);
     if gateway.json_logs {
         info!(
             target: "mcp_bridge::request",
-            server = log.server.as_deref().map_or("-", String::as_str),
+            server = log.bridge.as_ref().map_or("-", |b| b.name.as_str()),
             http_method = %method,
             path = uri.path(),
             rpc_method = rpc_method.unwrap_or("-"),
@@ -249,7 +251,7 @@ async fn route_allowed(
             &message,
         );
     };
-    log.server = Some(bridge.name.clone());
+    log.bridge = Some(bridge.clone());
     bridge
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
