@@ -16,7 +16,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::jsonrpc::{self, IdAt, Kind};
 use crate::mux::{Answer, Mux, NoAnswer};
-use crate::router::Router;
+use crate::router::{Noise, Router};
 use crate::stdin::Stdin;
 
 /// What to run, exactly as the user gave it: no shell in between.
@@ -121,7 +121,12 @@ impl Child {
         router.attach(stdin.clone());
 
         let last_stderr = Arc::new(Mutex::new(String::new()));
-        let mut stderr_logger = tokio::spawn(log_stderr(stderr, name.clone(), last_stderr.clone()));
+        let mut stderr_logger = tokio::spawn(log_stderr(
+            stderr,
+            name.clone(),
+            last_stderr.clone(),
+            router.clone(),
+        ));
 
         let (exit_tx, exit_rx) = watch::channel(None);
         let stopping = stdin.closing();
@@ -520,6 +525,7 @@ fn dispatch(line: Bytes, name: &str, router: &Router, stdin: &Stdin) {
         Ok(message) => message,
         Err(e) => {
             warn!(child = %name, "skipping a stdout line that is not a JSON-RPC message ({e}): {}", preview(&line));
+            router.noise(Noise::Stdout(&line));
             return;
         }
     };
@@ -538,7 +544,12 @@ fn dispatch(line: Bytes, name: &str, router: &Router, stdin: &Stdin) {
 }
 
 /// Logs the child's stderr line by line, remembering the last line for exit reports.
-async fn log_stderr(stderr: impl AsyncRead + Unpin, name: String, last_line: Arc<Mutex<String>>) {
+async fn log_stderr(
+    stderr: impl AsyncRead + Unpin,
+    name: String,
+    last_line: Arc<Mutex<String>>,
+    router: Arc<Router>,
+) {
     let mut lines = BufReader::new(stderr).lines();
     loop {
         match lines.next_line().await {
@@ -552,6 +563,7 @@ async fn log_stderr(stderr: impl AsyncRead + Unpin, name: String, last_line: Arc
                     .unwrap_or_else(|e| e.into_inner())
                     .clone_from(&line);
                 info!(target: "mcp_bridge::child::stderr", child = %name, "{line}");
+                router.noise(Noise::Stderr(&line));
             }
             Ok(None) => break,
             Err(e) => {

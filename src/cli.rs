@@ -202,6 +202,9 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Hidden {
+    /// Check a stdio MCP server: start it as the bridge would, run the handshake, list its
+    /// tools, prompts and resources, and report what would break Dify or other clients.
+    Doctor(crate::doctor::DoctorArgs),
     /// The built-in demo MCP server on stdin/stdout (what --demo runs as its child).
     #[command(hide = true)]
     DemoServer,
@@ -291,7 +294,7 @@ impl Cli {
     }
 }
 
-fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
+pub(crate) fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.into(), value.into())),
         _ => Err(format!("expected KEY=VALUE, got `{text}`")),

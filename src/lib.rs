@@ -23,6 +23,7 @@
 //! - [`http`]: the hyper server and the Streamable HTTP endpoint.
 //! - [`isolate`]: `--isolate`, a child of its own for each session.
 //! - [`demo`]: the built-in demo MCP server behind `--demo`.
+//! - [`doctor`]: `mcp-bridge doctor`, checking a server the way clients will use it.
 //! - [`guard`]: the process that kills the server's whole group if the bridge dies.
 //! - [`shutdown`]: the signals that stop the bridge.
 
@@ -31,6 +32,7 @@ pub mod child;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod events;
 pub mod fields;
 pub mod gateway;

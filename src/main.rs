@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use mcp_bridge::cli::{Cli, Hidden, LogFormat};
-use mcp_bridge::{RunError, demo, guard, run, shutdown};
+use mcp_bridge::{RunError, demo, doctor, guard, run, shutdown};
 
 fn main() -> ExitCode {
     tune_process();
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
             bridge_pid,
             command,
         }) => guard::run(*bridge_pid, &command[0], &command[1..]),
+        Some(Hidden::Doctor(args)) => return doctor::run(args),
         None => {}
     }
     init_logging(&cli.log_level, cli.log_format);
