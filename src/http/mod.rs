@@ -12,6 +12,7 @@ mod sse;
 mod stateless;
 mod status;
 mod streamable;
+pub mod tls;
 
 pub use body::Body;
 pub use call::nudge_long_calls;
