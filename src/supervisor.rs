@@ -181,14 +181,16 @@ impl Supervisor {
         }
     }
 
-    /// The child serving now, waiting up to `wait` while one is being restarted.
+    /// The child serving now, waiting up to `wait` while one is being restarted (or has just
+    /// exited and is about to be).
     pub async fn serving(&self, wait: Duration) -> Result<Arc<Serving>, String> {
-        if let Some(serving) = self.current() {
-            return Ok(serving);
-        }
+        let alive = |state: &State| match state {
+            State::Ready(serving) => serving.child.exit().is_none(),
+            State::Down(_) => false,
+            State::Stopped(_) => true,
+        };
         let mut state = self.state.clone();
-        let waited =
-            tokio::time::timeout(wait, state.wait_for(|s| !matches!(s, State::Down(_)))).await;
+        let waited = tokio::time::timeout(wait, state.wait_for(alive)).await;
         match waited {
             Ok(Ok(state)) => match &*state {
                 State::Ready(serving) => Ok(serving.clone()),
@@ -198,7 +200,11 @@ impl Supervisor {
             Err(_) => {
                 let reason = match &*self.state.borrow() {
                     State::Down(reason) | State::Stopped(reason) => reason.clone(),
-                    State::Ready(_) => String::new(),
+                    State::Ready(serving) => serving
+                        .child
+                        .exit()
+                        .map(|exit| exit.description)
+                        .unwrap_or_default(),
                 };
                 Err(format!(
                     "the MCP server is restarting and was not back within {wait:?} ({reason})"
