@@ -205,6 +205,21 @@ pub enum Hidden {
     /// Check a stdio MCP server: start it as the bridge would, run the handshake, list its
     /// tools, prompts and resources, and report what would break Dify or other clients.
     Doctor(crate::doctor::DoctorArgs),
+    /// Print a shell completion script to stdout.
+    ///
+    /// For example `mcp-bridge completions bash >
+    /// ~/.local/share/bash-completion/completions/mcp-bridge`, or `mcp-bridge completions zsh >
+    /// ~/.zfunc/_mcp-bridge` with `~/.zfunc` in `fpath`.
+    Completions(crate::packaging::CompletionsArgs),
+    /// Print the man page (roff) to stdout.
+    ///
+    /// For example `mcp-bridge man > ~/.local/share/man/man1/mcp-bridge.1`, then `man mcp-bridge`;
+    /// `--dir` writes the subcommands' pages too.
+    Man(crate::packaging::ManArgs),
+    /// GET a URL (by default http://127.0.0.1:8000/readyz) and exit 0 on a 2xx answer: the
+    /// Docker image's HEALTHCHECK, which has no curl.
+    #[command(hide = true)]
+    Healthcheck(crate::packaging::HealthcheckArgs),
     /// The built-in demo MCP server on stdin/stdout (what --demo runs as its child).
     #[command(hide = true)]
     DemoServer,

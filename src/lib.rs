@@ -44,6 +44,7 @@ pub mod isolate;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod mux;
+pub mod packaging;
 pub mod protocol;
 pub mod router;
 pub mod session;

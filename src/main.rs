@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use mcp_bridge::cli::{Cli, Hidden, LogFormat};
-use mcp_bridge::{RunError, demo, doctor, guard, run, shutdown};
+use mcp_bridge::{RunError, demo, doctor, guard, packaging, run, shutdown};
 
 fn main() -> ExitCode {
     tune_process();
@@ -28,6 +28,9 @@ fn main() -> ExitCode {
             command,
         }) => guard::run(*bridge_pid, &command[0], &command[1..]),
         Some(Hidden::Doctor(args)) => return doctor::run(args),
+        Some(Hidden::Completions(args)) => return packaging::completions(args),
+        Some(Hidden::Man(args)) => return packaging::man(args),
+        Some(Hidden::Healthcheck(args)) => return packaging::healthcheck(args),
         None => {}
     }
     init_logging(&cli.log_level, cli.log_format);
