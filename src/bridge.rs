@@ -2,7 +2,6 @@
 //! sessions and router, its endpoint paths and limits. The HTTP side finds the bridge a request
 //! is for and works on it; a config file runs several side by side.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,8 +46,6 @@ pub struct Bridge {
     legacy_messages_path: String,
     /// Its housekeeping tasks, stopped with it.
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    /// HTTP requests served, for the status page.
-    pub requests: AtomicU64,
     pub metrics: ServerMetrics,
     /// The child's tools as last listed, and when, for the status page.
     tools: tokio::sync::Mutex<Option<(Instant, Value)>>,
@@ -137,7 +134,6 @@ impl Bridge {
             path,
             settings,
             tasks: Mutex::default(),
-            requests: AtomicU64::new(0),
             tools: tokio::sync::Mutex::new(None),
         });
         let sweeper = {

@@ -186,6 +186,10 @@ impl Child {
             .map_err(|closed| ChildGone(closed.to_string()))
     }
 
+    pub fn has_exited(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+
     /// The child's exit, once it has exited.
     pub fn exit(&self) -> Option<Exit> {
         self.exit.borrow().clone()

@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::bridge::Bridge;
@@ -32,7 +34,75 @@ struct ServerLabels {
     server: Arc<String>,
 }
 
-type Latency = Family<MethodLabels, Histogram, fn() -> Histogram>;
+type Latency = Family<MethodLabels, LatencyHistogram>;
+
+/// Upper bounds of the latency buckets: 100 µs to about 18 s, by factors of 3.
+const BOUNDS: [f64; 12] = [
+    0.0001, 0.0003, 0.0009, 0.0027, 0.0081, 0.0243, 0.0729, 0.2187, 0.6561, 1.9683, 5.9049,
+    17.7147,
+];
+
+/// A latency histogram counted with atomics: the crate's own takes a lock per observation,
+/// which every request of every worker thread would queue on.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyHistogram {
+    inner: Arc<LatencyCounts>,
+}
+
+#[derive(Debug, Default)]
+struct LatencyCounts {
+    /// Per bucket (not cumulative); the last is above every bound.
+    buckets: [AtomicU64; BOUNDS.len() + 1],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn observe(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let bucket = BOUNDS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BOUNDS.len());
+        let counts = &self.inner;
+        counts.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        counts.count.fetch_add(1, Ordering::Relaxed);
+        counts
+            .sum_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.inner.count.load(Ordering::Relaxed)
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let counts = &self.inner;
+        let buckets: Vec<(f64, u64)> = BOUNDS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::MAX))
+            .zip(counts.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
+            .collect();
+        let sum = counts.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(
+            sum,
+            counts.count.load(Ordering::Relaxed),
+            &buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -56,16 +126,11 @@ impl Default for Metrics {
     }
 }
 
-/// 100 µs to about 18 s.
-fn latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0001, 3.0, 12))
-}
-
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("mcp_bridge");
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency: Latency = Family::new_with_constructor(latency_histogram);
+        let latency = Latency::default();
         let in_flight = Family::<ServerLabels, Gauge>::default();
         let sessions = Family::<ServerLabels, Gauge>::default();
         let restarts = Family::<ServerLabels, Counter>::default();
@@ -161,15 +226,20 @@ pub struct ServerMetrics {
     server: Arc<String>,
     requests: Family<RequestLabels, Counter>,
     /// For each of [`METHODS`]: its `200` counter and its latency histogram.
-    methods: Vec<(Counter, Histogram)>,
+    methods: Vec<(Counter, LatencyHistogram)>,
 }
 
 impl ServerMetrics {
+    /// Requests counted so far, whatever their method and status.
+    pub fn requests(&self) -> u64 {
+        self.methods.iter().map(|(_, latency)| latency.count()).sum()
+    }
+
     /// Counts one finished request.
     pub fn observe(&self, method: Option<&str>, status: u16, took: Duration) {
         let index = method_index(method);
         let (ok, latency) = &self.methods[index];
-        latency.observe(took.as_secs_f64());
+        latency.observe(took);
         if status == 200 {
             ok.inc();
         } else {

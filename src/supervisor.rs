@@ -184,8 +184,13 @@ impl Supervisor {
     /// The child serving now, waiting up to `wait` while one is being restarted (or has just
     /// exited and is about to be).
     pub async fn serving(&self, wait: Duration) -> Result<Arc<Serving>, String> {
+        if let State::Ready(serving) = &*self.state.borrow()
+            && !serving.child.has_exited()
+        {
+            return Ok(serving.clone());
+        }
         let alive = |state: &State| match state {
-            State::Ready(serving) => serving.child.exit().is_none(),
+            State::Ready(serving) => !serving.child.has_exited(),
             State::Down(_) => false,
             State::Stopped(_) => true,
         };

@@ -253,9 +253,6 @@ async fn route_allowed(
         );
     };
     log.bridge = Some(bridge.clone());
-    bridge
-        .requests
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let bridge = &bridge;
     if path == bridge.legacy_sse_path() && request.method() == Method::GET {
         let messages = bridge.legacy_messages_path().to_owned();

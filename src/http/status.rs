@@ -2,8 +2,6 @@
 //! `GET /status.json` every few seconds and shows each server: command, state, uptime,
 //! restarts, its tools and their parameters, the URL to paste into Dify, and request counts.
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde_json::{Value, json};
@@ -51,7 +49,7 @@ pub async fn status(gateway: &Gateway, headers: &HeaderMap) -> Response<Body> {
             "url": format!("{origin}{}", bridge.endpoint_path()),
             "legacy_sse_url": format!("{origin}{}", bridge.legacy_sse_path()),
             "isolate": bridge.isolation.is_some(),
-            "requests": bridge.requests.load(Ordering::Relaxed),
+            "requests": bridge.metrics.requests(),
             "in_flight": bridge.requests_in_flight(),
             "sessions": bridge.sessions.count(),
             "tools": tools,
