@@ -38,8 +38,7 @@ type Latency = Family<MethodLabels, LatencyHistogram>;
 
 /// Upper bounds of the latency buckets: 100 µs to about 18 s, by factors of 3.
 const BOUNDS: [f64; 12] = [
-    0.0001, 0.0003, 0.0009, 0.0027, 0.0081, 0.0243, 0.0729, 0.2187, 0.6561, 1.9683, 5.9049,
-    17.7147,
+    0.0001, 0.0003, 0.0009, 0.0027, 0.0081, 0.0243, 0.0729, 0.2187, 0.6561, 1.9683, 5.9049, 17.7147,
 ];
 
 /// A latency histogram counted with atomics: the crate's own takes a lock per observation,
@@ -232,7 +231,10 @@ pub struct ServerMetrics {
 impl ServerMetrics {
     /// Requests counted so far, whatever their method and status.
     pub fn requests(&self) -> u64 {
-        self.methods.iter().map(|(_, latency)| latency.count()).sum()
+        self.methods
+            .iter()
+            .map(|(_, latency)| latency.count())
+            .sum()
     }
 
     /// Counts one finished request.
