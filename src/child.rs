@@ -153,18 +153,20 @@ impl Child {
             // holding stderr open must not delay the report, hence the bound.
             let _ = tokio::time::timeout(EXIT_SETTLE, &mut stderr_logger).await;
             let description = describe_exit(status, &last_stderr);
+            // Logged first: whoever waits on this child may report and exit as soon as its
+            // requests fail below, and the log line belongs before that report.
+            if stopping.is_cancelled() {
+                info!(child = %name, "{description}");
+            } else {
+                error!(child = %name, "{description}");
+            }
             // The exit is published before requests in flight fail, so that a client retrying
             // at once already finds the child gone and waits for its restart.
             let _ = exit_tx.send(Some(Exit {
                 description: description.clone(),
                 status,
             }));
-            let failed = router.child_exited(&description);
-            if stopping.is_cancelled() {
-                info!(child = %name, "{description}");
-            } else {
-                error!(child = %name, failed_requests = failed, "{description}");
-            }
+            router.child_exited(&description);
             // `process` drops here; kill_on_drop reaps a child that closed stdout but lives on.
         });
 
