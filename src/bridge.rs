@@ -17,6 +17,7 @@ use crate::metrics::{Metrics, ServerMetrics};
 use crate::mux::Origin;
 use crate::router::Router;
 use crate::session::{Session, Sessions};
+use crate::session_id::SessionIds;
 use crate::supervisor::{ChildSpec, Supervisor};
 use crate::{RunError, http};
 
@@ -73,9 +74,23 @@ impl Bridge {
         start: Start,
         metrics: &Metrics,
     ) -> Result<(Arc<Bridge>, JoinHandle<Option<Exit>>), RunError> {
+        // An isolated session's child runs on the replica that started it: its id is not
+        // for other replicas to take up.
+        let secret = settings
+            .session_secret
+            .as_ref()
+            .filter(|_| settings.isolate.is_none());
+        if settings.session_secret.is_some() && settings.isolate.is_some() {
+            tracing::warn!(
+                server = %settings.name,
+                "--isolate sessions stay on the replica that started their server: pin them to it \
+                 by Mcp-Session-Id; --session-secret does not apply to them"
+            );
+        }
         let sessions = Arc::new(Sessions::new(
             settings.max_sessions,
             settings.session_idle_timeout,
+            SessionIds::new(secret, &settings.name),
         ));
         let router = Arc::new(Router::new(sessions.clone()));
         {

@@ -10,6 +10,7 @@ use crate::Config;
 use crate::child::ChildCommand;
 use crate::http::access::AccessPolicy;
 use crate::http::tls::TlsFiles;
+use crate::session_id::{SessionSecret, WeakSecret};
 use crate::supervisor::RestartPolicy;
 
 const EXAMPLES: &str = "\
@@ -159,6 +160,19 @@ pub struct Cli {
     )]
     pub auth_token: Option<String>,
 
+    /// Sign session ids with this secret (32 characters or more), so that replicas behind a load
+    /// balancer which share it accept each other's sessions; each replica still runs its own
+    /// server. GET streams, the server's requests to clients and --isolate sessions stay on one
+    /// replica: pin them by Mcp-Session-Id (see the README). Without it a session lives in one
+    /// process, as it ends with it.
+    #[arg(
+        long,
+        env = "MCP_BRIDGE_SESSION_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub session_secret: Option<String>,
+
     /// Listen on a non-loopback address without --auth-token (only when something else, such
     /// as a firewall or an authenticating proxy, keeps strangers out).
     #[arg(long)]
@@ -248,6 +262,8 @@ pub enum UsageError {
     Unprotected(String),
     #[error("--auth-token must not be empty")]
     EmptyToken,
+    #[error(transparent)]
+    WeakSecret(#[from] WeakSecret),
 }
 
 impl Cli {
@@ -258,6 +274,11 @@ impl Cli {
         if !is_loopback(&self.host) && self.auth_token.is_none() && !self.allow_unauthenticated {
             return Err(UsageError::Unprotected(self.host));
         }
+        let session_secret = self
+            .session_secret
+            .as_deref()
+            .map(SessionSecret::new)
+            .transpose()?;
         let me = std::env::current_exe().map_err(UsageError::NoSelf)?;
         let (program, args) = if self.demo {
             (
@@ -299,6 +320,7 @@ impl Cli {
         config.stream_after = self.stream_after;
         config.keep_alive = self.keep_alive;
         config.isolate = self.isolate.then_some(self.max_children);
+        config.session_secret = session_secret;
         config.access = AccessPolicy {
             auth_token: self.auth_token,
             allowed_origins: self.allow_origin,

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
 use crate::child::ChildCommand;
+use crate::session_id::SessionSecret;
 use crate::supervisor::RestartPolicy;
 
 /// Everything about one bridged server.
@@ -34,6 +35,8 @@ pub struct ServerSettings {
     pub keep_alive: Duration,
     /// A child per session, at most this many; `None` shares one.
     pub isolate: Option<usize>,
+    /// Shared by the replicas (the command line's, for every server of a file).
+    pub session_secret: Option<SessionSecret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +226,7 @@ fn settings(
         max_in_flight: entry.max_in_flight.unwrap_or(defaults.max_in_flight),
         max_message_bytes: defaults.max_message_bytes,
         isolate,
+        session_secret: defaults.session_secret.clone(),
         child,
         name,
     })
@@ -254,6 +258,7 @@ mod tests {
             stream_after: Duration::from_secs(3),
             keep_alive: Duration::from_secs(15),
             isolate: None,
+            session_secret: None,
         }
     }
 

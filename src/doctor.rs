@@ -21,6 +21,7 @@ use crate::mux::{Mux, Origin};
 use crate::protocol;
 use crate::router::{Noise, Router};
 use crate::session::Sessions;
+use crate::session_id::SessionIds;
 use crate::supervisor::{self, ChildSpec, RestartPolicy};
 
 const EXAMPLES: &str = "\
@@ -303,6 +304,7 @@ pub async fn check(name: &str, command: &ChildCommand, startup_timeout: Duration
     let router = Arc::new(Router::new(Arc::new(Sessions::new(
         1,
         Duration::from_secs(60),
+        SessionIds::Random,
     ))));
     let heard = Arc::new(Mutex::new(Heard::default()));
     router.watch_noise({

@@ -48,6 +48,7 @@ pub mod packaging;
 pub mod protocol;
 pub mod router;
 pub mod session;
+pub mod session_id;
 pub mod shutdown;
 pub mod stdin;
 pub mod supervisor;
@@ -72,6 +73,7 @@ use crate::handshake::StartError;
 use crate::http::access::AccessPolicy;
 use crate::http::tls::{Tls, TlsError, TlsFiles};
 use crate::metrics::Metrics;
+use crate::session_id::SessionSecret;
 use crate::supervisor::RestartPolicy;
 
 /// Everything [`run`] needs, independent of how it was given (command line, tests).
@@ -109,6 +111,8 @@ pub struct Config {
     pub json_logs: bool,
     /// Serve HTTPS with this certificate chain and key (PEM), reloaded on SIGHUP.
     pub tls: Option<TlsFiles>,
+    /// Sign session ids with this secret, so that every replica sharing it accepts them.
+    pub session_secret: Option<SessionSecret>,
 }
 
 impl Config {
@@ -128,6 +132,7 @@ impl Config {
             stream_after: self.stream_after,
             keep_alive: self.keep_alive,
             isolate: self.isolate,
+            session_secret: self.session_secret.clone(),
         }
     }
 
@@ -151,6 +156,7 @@ impl Config {
             config_file: None,
             json_logs: false,
             tls: None,
+            session_secret: None,
         }
     }
 }
@@ -217,6 +223,9 @@ pub async fn run(
             (servers, None, Some(source))
         }
     };
+    if config.session_secret.is_some() {
+        info!("session ids are signed: every replica with the same --session-secret accepts them");
+    }
     let gateway = Arc::new(Gateway::new(
         servers,
         metrics,

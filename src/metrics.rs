@@ -1,6 +1,7 @@
 //! Prometheus metrics at `GET /metrics`: requests by server, JSON-RPC method and status, their
-//! latency, and each server's requests in flight, open sessions, restarts and whether its child
-//! is up. Counters are bumped as requests end; the rest is read from the servers when scraped.
+//! latency, and each server's requests in flight, open sessions (and those taken up from other
+//! replicas), restarts and whether its child is up. Counters are bumped as requests end; the
+//! rest is read from the servers when scraped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,6 +112,7 @@ pub struct Metrics {
     sessions: Family<ServerLabels, Gauge>,
     restarts: Family<ServerLabels, Counter>,
     up: Family<ServerLabels, Gauge>,
+    taken_up: Family<ServerLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -134,6 +136,7 @@ impl Metrics {
         let sessions = Family::<ServerLabels, Gauge>::default();
         let restarts = Family::<ServerLabels, Counter>::default();
         let up = Family::<ServerLabels, Gauge>::default();
+        let taken_up = Family::<ServerLabels, Counter>::default();
         registry.register(
             "requests",
             "HTTP requests by server, JSON-RPC method and HTTP status",
@@ -160,6 +163,11 @@ impl Metrics {
             "1 when the server's child has completed its handshake and serves",
             up.clone(),
         );
+        registry.register(
+            "sessions_taken_up",
+            "Sessions signed by another replica (or before a restart) that came here",
+            taken_up.clone(),
+        );
         Self {
             registry,
             requests,
@@ -168,6 +176,7 @@ impl Metrics {
             sessions,
             restarts,
             up,
+            taken_up,
         }
     }
 
@@ -210,6 +219,8 @@ impl Metrics {
                 .set(i64::from(status.state == "ready"));
             let restarts = self.restarts.get_or_create(&labels);
             restarts.inc_by(status.restarts.saturating_sub(restarts.get()));
+            let taken_up = self.taken_up.get_or_create(&labels);
+            taken_up.inc_by(bridge.sessions.taken_up().saturating_sub(taken_up.get()));
         }
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {

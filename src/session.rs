@@ -1,7 +1,8 @@
 //! Sessions: the random `Mcp-Session-Id` each client gets from `initialize`, what was agreed
 //! with it (protocol version, the capabilities it declared), its event stream and resource
 //! subscriptions, and the bounds on sessions: a maximum count (the least recently used session
-//! makes room) and expiry of sessions whose client never said goodbye.
+//! makes room) and expiry of sessions whose client never said goodbye. With signed ids
+//! (`--session-secret`), a session opened by another replica is taken up on its first request.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::events::EventStream;
 use crate::isolate::Isolated;
+use crate::session_id::{Claims, SessionIds};
 
 /// What a client said it can answer when the child asks (its `initialize` capabilities).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -102,6 +104,9 @@ pub struct Sessions {
     idle_timeout: Duration,
     epoch: Instant,
     on_end: OnceLock<OnEnd>,
+    ids: SessionIds,
+    /// Sessions signed elsewhere (another replica, or this one before a restart) taken up here.
+    taken_up: AtomicU64,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -121,13 +126,15 @@ pub struct NewSession {
 }
 
 impl Sessions {
-    pub fn new(max_sessions: usize, idle_timeout: Duration) -> Self {
+    pub fn new(max_sessions: usize, idle_timeout: Duration, ids: SessionIds) -> Self {
         Self {
             table: Mutex::new(HashMap::new()),
             max_sessions: max_sessions.max(1),
             idle_timeout,
             epoch: Instant::now(),
             on_end: OnceLock::new(),
+            ids,
+            taken_up: AtomicU64::new(0),
         }
     }
 
@@ -136,12 +143,57 @@ impl Sessions {
         let _ = self.on_end.set(hook);
     }
 
-    /// Opens a session: its id is 128 bits from the OS's CSPRNG, as hex. At the limit the
-    /// least recently used session is closed to make room, so that clients which never DELETE
-    /// cannot lock new ones out.
+    /// Opens a session. Its id is 128 bits from the OS's CSPRNG, signed when the replicas share
+    /// a secret (a legacy SSE session lives on its one stream, so its id is never signed).
     pub fn create(&self, new: NewSession) -> Arc<Session> {
-        let session = Arc::new(Session {
-            id: random_id(),
+        let claims = Claims {
+            protocol_version: new.protocol_version,
+            client: new.client,
+        };
+        let id = match new.transport {
+            Transport::Streamable => self.ids.issue(claims),
+            Transport::LegacySse => SessionIds::Random.issue(claims),
+        };
+        self.insert(self.session(id, new))
+    }
+
+    /// The session `id` names: one of this table's, or one a replica sharing the secret signed,
+    /// taken up now with what its id carries.
+    pub fn find(&self, id: &str) -> Option<Arc<Session>> {
+        if let Some(session) = self.touch(id) {
+            return Some(session);
+        }
+        let claims = self.ids.verify(id)?;
+        let session = self.session(
+            id.to_owned(),
+            NewSession {
+                protocol_version: claims.protocol_version,
+                client: claims.client,
+                transport: Transport::Streamable,
+            },
+        );
+        // Two requests of the session may race here: the first one in makes it.
+        let kept = self.insert(session.clone());
+        if Arc::ptr_eq(&kept, &session) {
+            self.taken_up.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(kept)
+    }
+
+    /// Whether `id` is a session of this server's replicas, known here or not: ending one this
+    /// replica never saw is done as far as it is concerned.
+    pub fn is_signed_here(&self, id: &str) -> bool {
+        self.ids.verify(id).is_some()
+    }
+
+    /// Sessions signed elsewhere taken up here so far.
+    pub fn taken_up(&self) -> u64 {
+        self.taken_up.load(Ordering::Relaxed)
+    }
+
+    fn session(&self, id: String, new: NewSession) -> Arc<Session> {
+        Arc::new(Session {
+            id,
             protocol_version: new.protocol_version,
             client: Mutex::new(new.client),
             transport: new.transport,
@@ -149,9 +201,18 @@ impl Sessions {
             events: Mutex::default(),
             subscriptions: Mutex::default(),
             isolated: OnceLock::new(),
-        });
+        })
+    }
+
+    /// Adds a session, or returns the one already there with its id. At the limit the least
+    /// recently used session is closed to make room, so that clients which never DELETE cannot
+    /// lock new ones out.
+    fn insert(&self, session: Arc<Session>) -> Arc<Session> {
         let evicted = {
             let mut table = self.lock();
+            if let Some(existing) = table.get(&session.id) {
+                return existing.clone();
+            }
             let evicted = if table.len() >= self.max_sessions {
                 let oldest = table
                     .iter()
@@ -269,17 +330,6 @@ impl Sessions {
     }
 }
 
-fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS random number generator is available");
-    let mut id = String::with_capacity(32);
-    for byte in bytes {
-        id.push(char::from_digit(u32::from(byte >> 4), 16).expect("nibble"));
-        id.push(char::from_digit(u32::from(byte & 0xf), 16).expect("nibble"));
-    }
-    id
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,7 +344,7 @@ mod tests {
 
     #[test]
     fn ids_are_random_hex_and_unique() {
-        let sessions = Sessions::new(10, Duration::from_secs(60));
+        let sessions = Sessions::new(10, Duration::from_secs(60), SessionIds::Random);
         let a = sessions.create(new("2025-06-18")).id.clone();
         let b = sessions.create(new("2025-06-18")).id.clone();
         assert_ne!(a, b);
@@ -304,7 +354,7 @@ mod tests {
 
     #[test]
     fn lookup_remove_and_expiry() {
-        let sessions = Sessions::new(10, Duration::from_millis(30));
+        let sessions = Sessions::new(10, Duration::from_millis(30), SessionIds::Random);
         let id = sessions.create(new("2025-03-26")).id.clone();
         assert_eq!(sessions.touch(&id).unwrap().protocol_version, "2025-03-26");
         assert!(sessions.remove(&id));
@@ -321,7 +371,7 @@ mod tests {
 
     #[test]
     fn the_least_recently_used_session_makes_room() {
-        let sessions = Sessions::new(3, Duration::from_secs(60));
+        let sessions = Sessions::new(3, Duration::from_secs(60), SessionIds::Random);
         let first = sessions.create(new("2025-06-18")).id.clone();
         std::thread::sleep(Duration::from_millis(2));
         let second = sessions.create(new("2025-06-18")).id.clone();

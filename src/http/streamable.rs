@@ -164,7 +164,7 @@ pub fn find_session(
     log: &mut RequestLog,
 ) -> Result<Arc<Session>, NoSession> {
     let session_id = session_id.ok_or(NoSession::Missing)?;
-    let found = bridge.sessions.touch(&session_id);
+    let found = bridge.sessions.find(&session_id);
     log.session = Some(session_id);
     found.ok_or(NoSession::Unknown)
 }
@@ -253,7 +253,8 @@ pub fn delete(
         Err(reject) => return reject.into_response(),
     };
     log.session = Some(session.to_owned());
-    if bridge.sessions.remove(session) {
+    // A session signed by another replica that never came here is ended as far as this one knows.
+    if bridge.sessions.remove(session) || bridge.sessions.is_signed_here(session) {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;
         response

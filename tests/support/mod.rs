@@ -15,6 +15,8 @@ use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+pub mod nginx;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-bridge");
 
 pub fn repo_root() -> PathBuf {
@@ -310,6 +312,19 @@ impl Http {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Reply {
+        self.try_send(method, url, headers, body)
+            .await
+            .unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    /// Like [`Http::send`], for tests in which a request may fail: the failure as text.
+    pub async fn try_send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Reply, String> {
         let mut request = Request::builder().method(method).uri(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -317,21 +332,21 @@ impl Http {
         let request = request.body(Full::new(body.into())).expect("request");
         let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
             .await
-            .expect("an answer within 60 s")
-            .expect("HTTP request");
+            .map_err(|_| "no answer within 60 s".to_owned())?
+            .map_err(|e| format!("HTTP request: {e}"))?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
             .await
-            .expect("body")
+            .map_err(|e| format!("body: {e}"))?
             .to_bytes();
-        Reply {
+        Ok(Reply {
             status,
             headers,
             body,
-        }
+        })
     }
 
     /// POSTs a JSON-RPC message the way the SDKs do.
