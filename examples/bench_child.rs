@@ -2,6 +2,10 @@
 //! many bytes, built once) and `sleep {ms, message}` (answered later by a timer thread while
 //! other calls keep flowing). Answers are written inline and flushed only when no more input
 //! is buffered, so a burst of requests costs few writes.
+//!
+//! With `BENCH_CHILD_SERIAL_MS=N` in its environment, `echo` first blocks the child's one
+//! thread for N ms: a server that handles one request at a time (a Python tool waiting on an
+//! API, say), whose throughput only more processes can raise.
 
 use std::collections::{BinaryHeap, HashMap};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -95,6 +99,10 @@ fn main() {
         let out = out.clone();
         std::thread::spawn(move || timer(due, out));
     }
+    let serial_work = std::env::var("BENCH_CHILD_SERIAL_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis);
     // The JSON-encoded text of each payload size, built once.
     let mut payloads: HashMap<usize, String> = HashMap::new();
     let mut input = BufReader::with_capacity(256 * 1024, std::io::stdin().lock());
@@ -128,7 +136,12 @@ fn main() {
                     .and_then(|a| serde_json::from_str(a.get()).ok())
                     .unwrap_or_default();
                 match call.map(|c| c.name) {
-                    Some("echo") => text_result(id, &arguments.message),
+                    Some("echo") => {
+                        if let Some(work) = serial_work {
+                            std::thread::sleep(work);
+                        }
+                        text_result(id, &arguments.message)
+                    }
                     Some("payload") => {
                         let text = payloads.entry(arguments.bytes).or_insert_with(|| {
                             serde_json::to_string(&"x".repeat(arguments.bytes)).expect("text")

@@ -107,7 +107,12 @@ pub struct Sessions {
     ids: SessionIds,
     /// Sessions signed elsewhere (another replica, or this one before a restart) taken up here.
     taken_up: AtomicU64,
+    /// When the table last said it was full (milliseconds since the epoch; 0: never).
+    warned_full_at: AtomicU64,
 }
+
+/// At the session limit, this fraction of the limit is closed at once.
+const EVICTION_BATCH_FRACTION: usize = 16;
 
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -135,6 +140,7 @@ impl Sessions {
             on_end: OnceLock::new(),
             ids,
             taken_up: AtomicU64::new(0),
+            warned_full_at: AtomicU64::new(0),
         }
     }
 
@@ -205,8 +211,10 @@ impl Sessions {
     }
 
     /// Adds a session, or returns the one already there with its id. At the limit the least
-    /// recently used session is closed to make room, so that clients which never DELETE cannot
-    /// lock new ones out.
+    /// recently used sessions are closed to make room, so that clients which never DELETE
+    /// cannot lock new ones out: a sixteenth of the limit at a time, so that a table kept full
+    /// (clients that never DELETE, or sessions another replica ended) costs one scan per many
+    /// new sessions rather than one each.
     fn insert(&self, session: Arc<Session>) -> Arc<Session> {
         let evicted = {
             let mut table = self.lock();
@@ -214,25 +222,45 @@ impl Sessions {
                 return existing.clone();
             }
             let evicted = if table.len() >= self.max_sessions {
-                let oldest = table
+                let batch = (self.max_sessions / EVICTION_BATCH_FRACTION).max(1);
+                let mut by_age: Vec<(u64, &String)> = table
                     .iter()
-                    .min_by_key(|(_, session)| session.last_seen.load(Ordering::Relaxed))
-                    .map(|(id, _)| id.clone());
-                oldest.and_then(|oldest| table.remove(&oldest))
+                    .map(|(id, session)| (session.last_seen.load(Ordering::Relaxed), id))
+                    .collect();
+                by_age.select_nth_unstable(batch - 1);
+                let oldest: Vec<String> = by_age[..batch]
+                    .iter()
+                    .map(|(_, id)| (*id).clone())
+                    .collect();
+                oldest.iter().filter_map(|id| table.remove(id)).collect()
             } else {
-                None
+                Vec::new()
             };
             table.insert(session.id.clone(), session.clone());
             evicted
         };
-        if let Some(evicted) = evicted {
-            tracing::warn!(
-                max_sessions = self.max_sessions,
-                "session limit reached: closed the least recently used session"
-            );
-            self.ended(evicted);
+        if !evicted.is_empty() {
+            self.warn_full(evicted.len());
+            for evicted in evicted {
+                self.ended(evicted);
+            }
         }
         session
+    }
+
+    /// Says the table is full, at most once a minute: a full table under load evicts often.
+    fn warn_full(&self, closed: usize) {
+        let now = self.now();
+        let last = self.warned_full_at.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < 60_000 {
+            return;
+        }
+        self.warned_full_at.store(now.max(1), Ordering::Relaxed);
+        tracing::warn!(
+            max_sessions = self.max_sessions,
+            closed,
+            "session limit reached: closed the least recently used sessions (said at most once a minute)"
+        );
     }
 
     /// Looks a session up and marks it as used now. A session past its idle timeout is gone
