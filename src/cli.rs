@@ -301,26 +301,26 @@ impl Cli {
             guard: Some(me),
             label: None,
         });
-        config.path = self.path;
+        config.server.path = self.path;
         config.config_file = self.config;
         config.json_logs = self.log_format == LogFormat::Json;
         config.tls = match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             _ => None,
         };
-        config.startup_timeout = Duration::from_secs(self.startup_timeout);
+        config.server.startup_timeout = Duration::from_secs(self.startup_timeout);
         config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
-        config.restart = self.restart;
-        config.request_timeout = self.request_timeout;
+        config.server.restart = self.restart;
+        config.server.request_timeout = self.request_timeout;
         config.max_body_bytes = self.max_body;
-        config.max_message_bytes = self.max_message_bytes;
-        config.max_sessions = self.max_sessions;
-        config.session_idle_timeout = self.session_ttl;
-        config.max_in_flight = self.max_in_flight;
-        config.stream_after = self.stream_after;
-        config.keep_alive = self.keep_alive;
-        config.isolate = self.isolate.then_some(self.max_children);
-        config.session_secret = session_secret;
+        config.server.max_message_bytes = self.max_message_bytes;
+        config.server.max_sessions = self.max_sessions;
+        config.server.session_idle_timeout = self.session_ttl;
+        config.server.max_in_flight = self.max_in_flight;
+        config.server.stream_after = self.stream_after;
+        config.server.keep_alive = self.keep_alive;
+        config.server.isolate = self.isolate.then_some(self.max_children);
+        config.server.session_secret = session_secret;
         config.access = AccessPolicy {
             auth_token: self.auth_token,
             allowed_origins: self.allow_origin,
@@ -403,8 +403,8 @@ mod tests {
         let cli = parse(&["--port", "0", "--", "npx", "-y", "--port", "x"]).unwrap();
         assert_eq!(cli.port, 0);
         let config = cli.into_config().unwrap();
-        assert_eq!(config.child.program, "npx");
-        assert_eq!(config.child.args, ["-y", "--port", "x"]);
+        assert_eq!(config.server.child.program, "npx");
+        assert_eq!(config.server.child.args, ["-y", "--port", "x"]);
     }
 
     #[test]
@@ -484,6 +484,6 @@ mod tests {
     #[test]
     fn demo_runs_this_executable() {
         let config = parse(&["--demo"]).unwrap().into_config().unwrap();
-        assert_eq!(config.child.args, ["demo-server"]);
+        assert_eq!(config.server.child.args, ["demo-server"]);
     }
 }

@@ -39,6 +39,28 @@ pub struct ServerSettings {
     pub session_secret: Option<SessionSecret>,
 }
 
+impl ServerSettings {
+    /// A server running `child` with the command line's defaults, named after its program.
+    pub fn new(child: ChildCommand) -> Self {
+        Self {
+            name: child.name(),
+            child,
+            path: "/mcp".into(),
+            restart: RestartPolicy::OnFailure,
+            startup_timeout: Duration::from_secs(120),
+            request_timeout: None,
+            max_message_bytes: 64 * 1024 * 1024,
+            max_sessions: 10_000,
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            max_in_flight: 4096,
+            stream_after: Duration::from_secs(3),
+            keep_alive: Duration::from_secs(15),
+            isolate: None,
+            session_secret: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {path}: {source}")]

@@ -110,15 +110,14 @@ pub fn targets(args: &DoctorArgs) -> Result<Vec<(String, ChildCommand)>, String>
     let me = std::env::current_exe()
         .map_err(|e| format!("cannot find the mcp-bridge executable: {e}"))?;
     if let Some(path) = &args.config {
-        let defaults = crate::Config::new(ChildCommand {
+        let defaults = crate::config::ServerSettings::new(ChildCommand {
             program: OsString::new(),
             args: Vec::new(),
             env: Vec::new(),
             cwd: None,
             guard: Some(me),
             label: None,
-        })
-        .server_defaults();
+        });
         let servers = crate::config::load(path, &defaults).map_err(|e| e.to_string())?;
         return Ok(servers.into_iter().map(|s| (s.name, s.child)).collect());
     }

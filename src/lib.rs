@@ -73,90 +73,35 @@ use crate::handshake::StartError;
 use crate::http::access::AccessPolicy;
 use crate::http::tls::{Tls, TlsError, TlsFiles};
 use crate::metrics::Metrics;
-use crate::session_id::SessionSecret;
-use crate::supervisor::RestartPolicy;
 
 /// Everything [`run`] needs, independent of how it was given (command line, tests).
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub child: ChildCommand,
-    /// The endpoint path, e.g. `/mcp`; the same path with a trailing slash is served too.
-    pub path: String,
-    pub restart: RestartPolicy,
-    /// How long the child may take to answer the bridge's `initialize` (npx may download first).
-    pub startup_timeout: Duration,
+    /// The server a single command runs; for a config file, the defaults of its servers.
+    pub server: ServerSettings,
     /// How long open requests may run on after a stop signal, and how long the child gets to
     /// exit at each step of stopping it.
     pub shutdown_timeout: Duration,
-    /// How long a request may wait for the child's answer; `None` waits as long as it takes.
-    pub request_timeout: Option<Duration>,
     pub max_body_bytes: usize,
-    pub max_message_bytes: usize,
-    pub max_sessions: usize,
-    pub session_idle_timeout: Duration,
-    /// Requests waiting on the child at once; past it clients get `503` and `Retry-After`.
-    pub max_in_flight: usize,
-    /// A request still unanswered after this long gets its answer as an SSE stream (when the
-    /// client accepts one), so that keep-alives can flow.
-    pub stream_after: Duration,
-    /// How often an SSE stream with nothing to say sends a comment, so that clients and
-    /// proxies with read timeouts keep it open.
-    pub keep_alive: Duration,
-    /// A child of its own for each session, at most this many at once; `None` shares one.
-    pub isolate: Option<usize>,
     pub access: AccessPolicy,
-    /// Serve the servers of this `mcpServers` file instead of `child`.
+    /// Serve the servers of this `mcpServers` file instead of `server`.
     pub config_file: Option<PathBuf>,
     /// Request log lines as JSON fields rather than text.
     pub json_logs: bool,
     /// Serve HTTPS with this certificate chain and key (PEM), reloaded on SIGHUP.
     pub tls: Option<TlsFiles>,
-    /// Sign session ids with this secret, so that every replica sharing it accepts them.
-    pub session_secret: Option<SessionSecret>,
 }
 
 impl Config {
-    /// The settings of the server a single command runs, and the defaults of a config file's.
-    pub fn server_defaults(&self) -> ServerSettings {
-        ServerSettings {
-            name: self.child.name(),
-            child: self.child.clone(),
-            path: self.path.clone(),
-            restart: self.restart,
-            startup_timeout: self.startup_timeout,
-            request_timeout: self.request_timeout,
-            max_message_bytes: self.max_message_bytes,
-            max_sessions: self.max_sessions,
-            session_idle_timeout: self.session_idle_timeout,
-            max_in_flight: self.max_in_flight,
-            stream_after: self.stream_after,
-            keep_alive: self.keep_alive,
-            isolate: self.isolate,
-            session_secret: self.session_secret.clone(),
-        }
-    }
-
     pub fn new(child: ChildCommand) -> Self {
         Self {
-            child,
-            path: "/mcp".into(),
-            restart: RestartPolicy::OnFailure,
-            startup_timeout: Duration::from_secs(120),
+            server: ServerSettings::new(child),
             shutdown_timeout: Duration::from_secs(10),
-            request_timeout: None,
             max_body_bytes: 16 * 1024 * 1024,
-            max_message_bytes: 64 * 1024 * 1024,
-            max_sessions: 10_000,
-            session_idle_timeout: Duration::from_secs(30 * 60),
-            max_in_flight: 4096,
-            stream_after: Duration::from_secs(3),
-            keep_alive: Duration::from_secs(15),
-            isolate: None,
             access: AccessPolicy::default(),
             config_file: None,
             json_logs: false,
             tls: None,
-            session_secret: None,
         }
     }
 }
@@ -191,7 +136,7 @@ pub async fn run(
         None => None,
     };
     let grace = config.shutdown_timeout;
-    let defaults = config.server_defaults();
+    let defaults = config.server.clone();
     let metrics = Arc::new(Metrics::new());
     let (servers, supervision, source) = match &config.config_file {
         None => {
@@ -223,7 +168,7 @@ pub async fn run(
             (servers, None, Some(source))
         }
     };
-    if config.session_secret.is_some() {
+    if config.server.session_secret.is_some() {
         info!("session ids are signed: every replica with the same --session-secret accepts them");
     }
     let gateway = Arc::new(Gateway::new(

@@ -151,32 +151,14 @@ fn presents_token(headers: &HeaderMap, token: &str) -> bool {
 
 /// Standard base64 (padding optional); `None` for anything else.
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let text = text.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    for chunk in text.chunks(4) {
-        let mut bits = 0u32;
-        for (n, c) in chunk.iter().enumerate() {
-            bits |= value(*c)? << (18 - 6 * n);
-        }
-        let bytes = bits.to_be_bytes();
-        match chunk.len() {
-            4 => out.extend_from_slice(&bytes[1..4]),
-            3 => out.extend_from_slice(&bytes[1..3]),
-            2 => out.push(bytes[1]),
-            _ => return None,
-        }
-    }
-    Some(out)
+    use base64::Engine;
+    use base64::alphabet::STANDARD;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const PADDING_OPTIONAL: GeneralPurpose = GeneralPurpose::new(
+        &STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    PADDING_OPTIONAL.decode(text).ok()
 }
 
 /// Compares without stopping at the first difference, so response time does not reveal how
@@ -216,6 +198,18 @@ fn host_name(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_with_or_without_padding() {
+        assert_eq!(base64_decode("dXNlcjpzZWNyZXQ=").unwrap(), b"user:secret");
+        assert_eq!(base64_decode("dXNlcjpzZWNyZXQ").unwrap(), b"user:secret");
+        assert_eq!(base64_decode("").unwrap(), b"");
+        assert!(base64_decode("not base64!").is_none());
+        assert!(
+            base64_decode("dXNlcjpzZWNyZXQ-").is_none(),
+            "base64url is not accepted"
+        );
+    }
 
     fn request(headers: &[(&str, &str)]) -> Request<()> {
         let mut builder = Request::post("/mcp");
