@@ -8,20 +8,7 @@ use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Bridge, Http, fixture_command, reply_messages, tool_text};
-
-/// Dify's headers on every POST.
-fn dify_headers(session: Option<&str>) -> Vec<(&str, &str)> {
-    let mut headers = vec![
-        ("content-type", "application/json"),
-        ("accept", "application/json, text/event-stream"),
-        ("user-agent", "python-httpx/0.28.1"),
-    ];
-    if let Some(session) = session {
-        headers.push(("mcp-session-id", session));
-    }
-    headers
-}
+use support::{Bridge, Http, dify_headers, fixture_command, reply_messages, tool_text};
 
 /// One Dify tool invocation: initialize, initialized (+ GET probe), one request, DELETE.
 /// Returns the answer to the request.

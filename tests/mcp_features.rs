@@ -9,15 +9,14 @@
 mod support;
 
 use std::collections::HashSet;
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
+use support::sdk::{ALL_SDKS, Opts, Sdk, run_client, spawn_client};
 use support::{
     Bridge, Http, SseItem, Streaming, assert_no_survivors, initialize_body, is_alive, raw_post,
-    repo_root, require, test_deps, tool_text,
+    tool_text,
 };
 
 fn secs(n: u64) -> Duration {
@@ -35,40 +34,6 @@ fn call_body(id: Value, tool: &str, arguments: Value, token: Option<Value>) -> S
         params["_meta"] = json!({"progressToken": token});
     }
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}).to_string()
-}
-
-/// initialize (with the given version, capabilities and client name) + notifications/initialized;
-/// returns the session id and the params that were sent.
-async fn open_session_as(
-    http: &Http,
-    url: &str,
-    version: &str,
-    capabilities: Value,
-    name: &str,
-) -> (String, Value) {
-    let params = json!({
-        "protocolVersion": version,
-        "capabilities": capabilities,
-        "clientInfo": {"name": name, "version": "1.0"}
-    });
-    let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params});
-    let reply = http.post(url, None, body.to_string()).await;
-    assert_eq!(
-        reply.status,
-        StatusCode::OK,
-        "initialize: {:?}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    let session = reply.session();
-    let note = http
-        .post(
-            url,
-            Some(&session),
-            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        )
-        .await;
-    assert_eq!(note.status, StatusCode::ACCEPTED);
-    (session, params)
 }
 
 /// Asserts a 200, showing the body otherwise.
@@ -199,128 +164,6 @@ fn root_of(url: &str) -> String {
     url.strip_suffix("/mcp")
         .expect("the URL ends in /mcp")
         .to_owned()
-}
-
-// ---------------------------------------------------------------------------------------------
-// The SDK clients (tests/clients), each run bounded in time
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Sdk {
-    Python1,
-    Python2,
-    TypeScript,
-}
-
-const ALL_SDKS: [Sdk; 3] = [Sdk::Python1, Sdk::Python2, Sdk::TypeScript];
-
-#[derive(Clone, Copy, Default)]
-struct Opts {
-    /// Python SDK 2.x: probe `server/discover` first (its default). Without it the 2.x client
-    /// runs with `--mode legacy`: with a bridge that answers `server/discover` the auto mode
-    /// goes stateless (2026-07-28), where sessions, GET streams and server requests do not
-    /// exist, so every session feature is tested in legacy mode.
-    auto_mode: bool,
-    /// The legacy HTTP+SSE transport (URL is the `/sse` endpoint).
-    sse: bool,
-}
-
-struct RunningClient {
-    sdk: Sdk,
-    scenario: Vec<String>,
-    child: std::process::Child,
-    started: Instant,
-    stdout: std::thread::JoinHandle<String>,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-fn spawn_client(sdk: Sdk, url: &str, opts: Opts, scenario: &[&str]) -> RunningClient {
-    let clients = repo_root().join("tests/clients");
-    let mut command = match sdk {
-        Sdk::Python1 | Sdk::Python2 => {
-            let venv = if sdk == Sdk::Python1 { "py1" } else { "py2" };
-            let mut command = Command::new(require(&test_deps().join(venv).join("bin/python")));
-            command.arg(clients.join("python_sdk_client.py"));
-            command.args(["--timeout", "40"]);
-            if sdk == Sdk::Python2 && !opts.auto_mode {
-                command.args(["--mode", "legacy"]);
-            }
-            if opts.sse {
-                command.args(["--transport", "sse"]);
-            }
-            command
-        }
-        Sdk::TypeScript => {
-            require(&test_deps().join("node/node_modules/@modelcontextprotocol/sdk"));
-            let mut command = Command::new("node");
-            command.arg(clients.join("ts_sdk_client.mjs"));
-            command.arg("--timeout=40");
-            if opts.sse {
-                command.arg("--transport=sse");
-            }
-            command
-        }
-    };
-    command
-        .arg(url)
-        .args(scenario)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("start the SDK client");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    RunningClient {
-        sdk,
-        scenario: scenario.iter().map(|s| s.to_string()).collect(),
-        child,
-        started: Instant::now(),
-        stdout: std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
-        }),
-        stderr: std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        }),
-    }
-}
-
-impl RunningClient {
-    /// Waits (at most 60 s, then kills it) and asserts the scenario passed; returns stdout.
-    fn finish(mut self) -> String {
-        let deadline = self.started + secs(60);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let stdout = self.stdout.join().unwrap_or_default();
-        let stderr = self.stderr.join().unwrap_or_default();
-        let ok =
-            status.is_some_and(|s| s.success()) && stdout.lines().any(|l| l.starts_with("OK "));
-        assert!(
-            ok,
-            "{:?} {:?} failed after {:?} ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-            self.sdk,
-            self.scenario,
-            self.started.elapsed(),
-            status.map_or("killed after 60 s".to_owned(), |s| s.to_string()),
-        );
-        stdout
-    }
-}
-
-fn run_client(sdk: Sdk, url: &str, opts: Opts, scenario: &[&str]) -> String {
-    spawn_client(sdk, url, opts, scenario).finish()
 }
 
 /// The value of `key=` on the client's `OK` line (or any line).
@@ -664,14 +507,14 @@ async fn a_sampling_request_from_the_child_goes_on_the_calls_stream_and_its_answ
  {
     let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
-    let (session, _) = open_session_as(
-        &http,
-        &bridge.url,
-        "2025-06-18",
-        json!({"sampling": {}}),
-        "sampler",
-    )
-    .await;
+    let (session, _) = http
+        .open_session_as(
+            &bridge.url,
+            "2025-06-18",
+            json!({"sampling": {}}),
+            "sampler",
+        )
+        .await;
     let body = call_body(json!(1), "sample", json!({"prompt": "hello?"}), None);
     let mut stream = http.open_post(&bridge.url, Some(&session), body).await;
     assert!(
@@ -725,9 +568,15 @@ async fn a_server_request_goes_to_the_most_recent_call_of_a_session_that_declare
     let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
     let caps = json!({"sampling": {}});
-    let (older, _) = open_session_as(&http, &bridge.url, "2025-06-18", caps.clone(), "older").await;
-    let (newer, _) = open_session_as(&http, &bridge.url, "2025-06-18", caps, "newer").await;
-    let (asker, _) = open_session_as(&http, &bridge.url, "2025-06-18", json!({}), "asker").await;
+    let (older, _) = http
+        .open_session_as(&bridge.url, "2025-06-18", caps.clone(), "older")
+        .await;
+    let (newer, _) = http
+        .open_session_as(&bridge.url, "2025-06-18", caps, "newer")
+        .await;
+    let (asker, _) = http
+        .open_session_as(&bridge.url, "2025-06-18", json!({}), "asker")
+        .await;
 
     let start = |session: String, id: i64, tool: &str, args: Value| {
         let (http, url) = (http.clone(), bridge.url.clone());
@@ -801,15 +650,17 @@ async fn a_server_request_goes_to_the_most_recent_call_of_a_session_that_declare
 async fn a_server_request_with_no_capable_call_in_flight_goes_to_a_capable_sessions_get_stream() {
     let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
-    let (capable, _) = open_session_as(
-        &http,
-        &bridge.url,
-        "2025-06-18",
-        json!({"elicitation": {}}),
-        "capable",
-    )
-    .await;
-    let (other, _) = open_session_as(&http, &bridge.url, "2025-06-18", json!({}), "other").await;
+    let (capable, _) = http
+        .open_session_as(
+            &bridge.url,
+            "2025-06-18",
+            json!({"elicitation": {}}),
+            "capable",
+        )
+        .await;
+    let (other, _) = http
+        .open_session_as(&bridge.url, "2025-06-18", json!({}), "other")
+        .await;
 
     // Nobody can answer yet (no call in flight, no GET stream): the child gets an error at once.
     let started = Instant::now();
@@ -1249,7 +1100,9 @@ fn every_sdk_gets_updates_for_a_resource_it_subscribed_to() {
 async fn batches_are_answered_in_2025_03_26_sessions_and_refused_in_newer_ones() {
     let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
-    let (old, _) = open_session_as(&http, &bridge.url, "2025-03-26", json!({}), "old").await;
+    let (old, _) = http
+        .open_session_as(&bridge.url, "2025-03-26", json!({}), "old")
+        .await;
     let batch = json!([
         {"jsonrpc": "2.0", "id": 1, "method": "ping"},
         {"jsonrpc": "2.0", "id": "two", "method": "tools/call",
@@ -1560,9 +1413,12 @@ async fn isolated_sessions_each_get_their_own_child_with_their_own_initialize_an
     let mut bridge = Bridge::fixture(&["--isolate"]);
     let http = Http::new();
     let caps = json!({"sampling": {}, "roots": {"listChanged": true}});
-    let (a, a_params) = open_session_as(&http, &bridge.url, "2025-06-18", caps, "isolated-a").await;
-    let (b, b_params) =
-        open_session_as(&http, &bridge.url, "2025-03-26", json!({}), "isolated-b").await;
+    let (a, a_params) = http
+        .open_session_as(&bridge.url, "2025-06-18", caps, "isolated-a")
+        .await;
+    let (b, b_params) = http
+        .open_session_as(&bridge.url, "2025-03-26", json!({}), "isolated-b")
+        .await;
     let a_pid = child_pid(&http, &bridge.url, &a).await;
     let b_pid = child_pid(&http, &bridge.url, &b).await;
     assert_ne!(a_pid, b_pid, "two sessions, two child processes");

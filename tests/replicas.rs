@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::nginx::{Nginx, shipped_site};
-use support::{Bridge, Http, Reply, initialize_body, reply_messages, tool_text};
+use support::{Bridge, Http, Reply, dify_headers, initialize_body, reply_messages, tool_text};
 
 const SECRET: &str = "a-secret-the-three-replicas-share-0123456789";
 
@@ -53,19 +53,6 @@ fn round_robin_site() -> String {
         "the shipped config pins by session"
     );
     site.replace(PIN_BY_SESSION, "")
-}
-
-/// Dify's headers on every POST.
-fn dify_headers(session: Option<&str>) -> Vec<(&str, &str)> {
-    let mut headers = vec![
-        ("content-type", "application/json"),
-        ("accept", "application/json, text/event-stream"),
-        ("user-agent", "python-httpx/0.28.1"),
-    ];
-    if let Some(session) = session {
-        headers.push(("mcp-session-id", session));
-    }
-    headers
 }
 
 /// One HTTP exchange of a Dify call, as the client saw it.

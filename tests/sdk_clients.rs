@@ -5,58 +5,18 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Bridge, repo_root, require, test_deps};
+use support::sdk::{ALL_SDKS, Opts, Sdk};
+use support::{Bridge, require, test_deps};
 
-#[derive(Clone, Copy, Debug)]
-enum Sdk {
-    Python1,
-    Python2,
-    TypeScript,
-}
-
-const ALL_SDKS: [Sdk; 3] = [Sdk::Python1, Sdk::Python2, Sdk::TypeScript];
-
-/// Runs one client scenario to completion; returns its stdout, which ends in an `OK` line.
+/// Runs a scenario with an SDK client as it ships (the Python 2.x client in its auto mode).
 fn run_client(sdk: Sdk, url: &str, scenario: &[&str]) -> String {
-    let clients = repo_root().join("tests/clients");
-    let mut command = match sdk {
-        Sdk::Python1 | Sdk::Python2 => {
-            let venv = if matches!(sdk, Sdk::Python1) {
-                "py1"
-            } else {
-                "py2"
-            };
-            let mut command = Command::new(require(&test_deps().join(venv).join("bin/python")));
-            command.arg(clients.join("python_sdk_client.py"));
-            command
-        }
-        Sdk::TypeScript => {
-            require(&test_deps().join("node/node_modules/@modelcontextprotocol/sdk"));
-            let mut command = Command::new("node");
-            command.arg(clients.join("ts_sdk_client.mjs"));
-            command
-        }
+    let as_shipped = Opts {
+        auto_mode: true,
+        ..Opts::default()
     };
-    command
-        .arg(url)
-        .args(scenario)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let output = command.output().expect("run the SDK client");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.lines().any(|l| l.starts_with("OK ")),
-        "{sdk:?} {scenario:?} failed after {:?} ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        started.elapsed(),
-        output.status,
-    );
-    stdout
+    support::sdk::run_client(sdk, url, as_shipped, scenario)
 }
 
 fn bridge_for(server: &[&str]) -> Bridge {

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 pub mod nginx;
+pub mod sdk;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-bridge");
 
@@ -325,15 +326,7 @@ impl Http {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<Reply, String> {
-        let mut request = Request::builder().method(method).uri(url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(Full::new(body.into())).expect("request");
-        let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
-            .await
-            .map_err(|_| "no answer within 60 s".to_owned())?
-            .map_err(|e| format!("HTTP request: {e}"))?;
+        let response = self.response(method, url, headers, body).await?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
@@ -347,6 +340,25 @@ impl Http {
             headers,
             body,
         })
+    }
+
+    /// A request's response headers, within 60 s; its body is the caller's to read.
+    async fn response(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+        let mut request = Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body.into())).expect("request");
+        tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
+            .await
+            .map_err(|_| "no answer within 60 s".to_owned())?
+            .map_err(|e| format!("HTTP request: {e}"))
     }
 
     /// POSTs a JSON-RPC message the way the SDKs do.
@@ -363,8 +375,35 @@ impl Http {
 
     /// initialize + notifications/initialized; returns the session id.
     pub async fn open_session(&self, url: &str) -> String {
-        let reply = self.post(url, None, initialize_body(0, "2025-06-18")).await;
-        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let capabilities = serde_json::json!({});
+        let (session, _) = self
+            .open_session_as(url, "2025-06-18", capabilities, "integration-test")
+            .await;
+        session
+    }
+
+    /// initialize (with the given version, capabilities and client name) +
+    /// notifications/initialized; returns the session id and the params that were sent.
+    pub async fn open_session_as(
+        &self,
+        url: &str,
+        version: &str,
+        capabilities: Value,
+        name: &str,
+    ) -> (String, Value) {
+        let params = serde_json::json!({
+            "protocolVersion": version,
+            "capabilities": capabilities,
+            "clientInfo": {"name": name, "version": "1.0"}
+        });
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params});
+        let reply = self.post(url, None, body.to_string()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "initialize: {:?}",
+            String::from_utf8_lossy(&reply.body)
+        );
         let session = reply.session();
         let note = self
             .post(
@@ -374,7 +413,7 @@ impl Http {
             )
             .await;
         assert_eq!(note.status, StatusCode::ACCEPTED);
-        session
+        (session, params)
     }
 
     /// tools/call with the given id; returns the answer (the last message of an SSE stream,
@@ -395,6 +434,19 @@ impl Http {
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         reply_messages(&reply).pop().expect("an answer")
     }
+}
+
+/// Dify's headers on every request (see shared/docs/dify.md).
+pub fn dify_headers(session: Option<&str>) -> Vec<(&str, &str)> {
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("user-agent", "python-httpx/0.28.1"),
+    ];
+    if let Some(session) = session {
+        headers.push(("mcp-session-id", session));
+    }
+    headers
 }
 
 pub fn initialize_body(id: i64, version: &str) -> String {
@@ -682,15 +734,10 @@ impl Http {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Streaming {
-        let mut request = Request::builder().method(method).uri(url);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(Full::new(body.into())).expect("request");
-        let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
+        let response = self
+            .response(method, url, headers, body)
             .await
-            .expect("response headers within 60 s")
-            .expect("HTTP request");
+            .unwrap_or_else(|failure| panic!("{failure}"));
         let status = response.status();
         let headers = response.headers().clone();
         Streaming {

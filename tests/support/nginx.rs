@@ -69,29 +69,25 @@ impl Nginx {
         );
         std::fs::write(dir.join("nginx.conf"), main).expect("nginx.conf");
 
-        let config = dir.join("nginx.conf");
-        let check = Command::new(binary)
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(&config)
-            .arg("-t")
-            .output()
-            .expect("run nginx -t");
+        // nginx on this directory: its error log from the start, its config, its prefix.
+        let nginx = || {
+            let mut command = Command::new(binary);
+            command
+                .arg("-e")
+                .arg(dir.join("error.log"))
+                .arg("-p")
+                .arg(&dir)
+                .arg("-c")
+                .arg(dir.join("nginx.conf"));
+            command
+        };
+        let check = nginx().arg("-t").output().expect("run nginx -t");
         assert!(
             check.status.success(),
             "nginx -t refused the config:\n{}",
             String::from_utf8_lossy(&check.stderr)
         );
-        let process = Command::new(binary)
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(&config)
+        let process = nginx()
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
