@@ -163,8 +163,8 @@ pub struct Cli {
     /// Sign session ids with this secret (32 characters or more), so that replicas behind a load
     /// balancer which share it accept each other's sessions; each replica still runs its own
     /// server. GET streams, the server's requests to clients and --isolate sessions stay on one
-    /// replica: pin them by Mcp-Session-Id (see the README). Without it a session lives in one
-    /// process, as it ends with it.
+    /// replica: pin them by Mcp-Session-Id (see the README). Without it, a session is known
+    /// only to the process that opened it.
     #[arg(
         long,
         env = "MCP_BRIDGE_SESSION_SECRET",
