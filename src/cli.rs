@@ -486,4 +486,20 @@ mod tests {
         let config = parse(&["--demo"]).unwrap().into_config().unwrap();
         assert_eq!(config.server.child.args, ["demo-server"]);
     }
+
+    #[test]
+    fn a_session_secret_must_be_long_enough_and_reaches_every_server() {
+        let short = parse(&["--demo", "--session-secret", "hunter2"]).unwrap();
+        let refused = short.into_config().unwrap_err().to_string();
+        assert!(refused.contains("at least 32"), "{refused}");
+        let secret = "0123456789abcdef0123456789abcdef";
+        let config = parse(&["--demo", "--session-secret", secret])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(
+            config.server.session_secret,
+            Some(SessionSecret::new(secret).unwrap())
+        );
+    }
 }
