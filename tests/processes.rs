@@ -4,23 +4,11 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{BIN, Bridge, Http, assert_no_survivors, fixture_command, tool_text};
-
-fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run mcp-bridge");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use support::{BIN, Bridge, Http, assert_no_survivors, fixture_command, run_to_exit, tool_text};
 
 #[test]
 fn a_missing_command_is_a_one_line_error_and_exit_1() {

@@ -24,7 +24,7 @@ use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-use support::{BIN, Bridge, Reply, initialize_body, reply_messages, tool_text};
+use support::{Bridge, Reply, initialize_body, reply_messages, tool_text};
 
 /// A self-signed certificate for `localhost` and `127.0.0.1`, and its key.
 struct Pair {
@@ -439,18 +439,11 @@ async fn sighup_makes_new_connections_see_the_new_certificate() {
         .await;
 }
 
-/// Runs the bridge expecting it to exit at once: (exit code, stderr).
+/// Runs the bridge on a free port expecting it to exit at once: (exit code, stderr).
 fn run_to_exit(args: &[String]) -> (Option<i32>, String) {
-    let output = Command::new(BIN)
-        .args(["--port", "0"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run mcp-bridge");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let mut on_any_port = vec!["--port".to_owned(), "0".to_owned()];
+    on_any_port.extend_from_slice(args);
+    support::run_to_exit(&on_any_port)
 }
 
 #[test]

@@ -35,6 +35,19 @@ pub fn fixture_command() -> Vec<String> {
     ]
 }
 
+/// Runs the bridge with `args` expecting it to exit at once: (exit code, stderr).
+pub fn run_to_exit(args: &[impl AsRef<std::ffi::OsStr>]) -> (Option<i32>, String) {
+    let output = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mcp-bridge");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// A running bridge process. Dropping it kills it (and asserts nothing of it survives).
 pub struct Bridge {
     process: Option<Child>,
