@@ -76,17 +76,17 @@ impl Bridge {
     ) -> Result<(Arc<Bridge>, JoinHandle<Option<Exit>>), RunError> {
         // An isolated session's child runs on the replica that started it: its id is not
         // for other replicas to take up.
-        let secret = settings
-            .session_secret
-            .as_ref()
-            .filter(|_| settings.isolate.is_none());
-        if settings.session_secret.is_some() && settings.isolate.is_some() {
-            tracing::warn!(
-                server = %settings.name,
-                "--isolate sessions stay on the replica that started their server: pin them to it \
-                 by Mcp-Session-Id; --session-secret does not apply to them"
-            );
-        }
+        let secret = match (&settings.session_secret, settings.isolate) {
+            (Some(_), Some(_)) => {
+                tracing::warn!(
+                    server = %settings.name,
+                    "--isolate sessions stay on the replica that started their server: pin them \
+                     to it by Mcp-Session-Id; --session-secret does not apply to them"
+                );
+                None
+            }
+            (secret, _) => secret.as_ref(),
+        };
         let sessions = Arc::new(Sessions::new(
             settings.max_sessions,
             settings.session_idle_timeout,
