@@ -414,4 +414,21 @@ mod tests {
             assert!(sessions.contains(kept));
         }
     }
+
+    #[test]
+    fn a_full_table_closes_its_oldest_sixteenth_at_once() {
+        let sessions = Sessions::new(32, Duration::from_secs(60), SessionIds::Random);
+        let mut ids = Vec::new();
+        for _ in 0..32 {
+            ids.push(sessions.create(new("2025-06-18")).id.clone());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let newest = sessions.create(new("2025-06-18")).id.clone();
+        assert_eq!(sessions.count(), 31, "32 / 16 = 2 closed, 1 added");
+        assert!(!sessions.contains(&ids[0]));
+        assert!(!sessions.contains(&ids[1]));
+        for kept in ids[2..].iter().chain([&newest]) {
+            assert!(sessions.contains(kept));
+        }
+    }
 }
