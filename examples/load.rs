@@ -5,9 +5,10 @@
 //! load URL SHAPE [--connections N] [--duration SECS] [--count N] [--bytes N] [--ms N]
 //! ```
 //! Shapes: `session` (tools/call in one session), `dify` (initialize, initialized, call, DELETE
-//! per call), `single` (one connection, one call at a time), `big` (`payload` of `--bytes`),
-//! `slow` (`--count` concurrent `sleep` calls of `--ms`), `sessions` (`--count` sessions that
-//! never DELETE).
+//! per call, with Dify's own initialize), `sampler` (the same from a client that declares
+//! sampling, so that each session gets a server of its own), `single` (one connection, one call
+//! at a time), `big` (`payload` of `--bytes`), `slow` (`--count` concurrent `sleep` calls of
+//! `--ms`), `sessions` (`--count` sessions that never DELETE).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,29 @@ use hyper::client::conn::http1;
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+/// Who a session says it is in its initialize.
+#[derive(Clone, Copy)]
+enum Hello {
+    /// Dify's own initialize: it declares sampling and roots (and refuses both), and shares
+    /// the warm server.
+    Dify,
+    /// A client that declares sampling, and so gets a server of its own.
+    Sampler,
+}
+
+impl Hello {
+    fn initialize(self) -> &'static str {
+        match self {
+            Hello::Dify => {
+                r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"sampling":{},"roots":{"listChanged":true}},"clientInfo":{"name":"Dify","version":"1.14.2"}}}"#
+            }
+            Hello::Sampler => {
+                r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{}},"clientInfo":{"name":"load-sampler","version":"1.0"}}}"#
+            }
+        }
+    }
+}
 
 #[derive(Clone)]
 struct Options {
@@ -188,12 +212,12 @@ impl Connection {
     }
 
     async fn open_session(&mut self) -> Result<Option<String>, String> {
+        self.open_session_as(Hello::Dify).await
+    }
+
+    async fn open_session_as(&mut self, hello: Hello) -> Result<Option<String>, String> {
         let init = self
-            .send(
-                Method::POST,
-                None,
-                r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"load","version":"1.0"}}}"#.into(),
-            )
+            .send(Method::POST, None, hello.initialize().into())
             .await?;
         if !init.is_result() {
             return Err(format!("initialize failed: {}", init.status));
@@ -355,7 +379,12 @@ async fn main() {
             })
             .await
         }
-        "dify" => {
+        "dify" | "sampler" => {
+            let hello = if options.shape == "dify" {
+                Hello::Dify
+            } else {
+                Hello::Sampler
+            };
             run_workers(options.connections, |_| {
                 let (url, tally) = (url.clone(), tally.clone());
                 async move {
@@ -363,7 +392,7 @@ async fn main() {
                     let mut latencies = Vec::new();
                     while Instant::now() < deadline {
                         let sent = Instant::now();
-                        let session = match connection.open_session().await {
+                        let session = match connection.open_session_as(hello).await {
                             Ok(session) => session,
                             Err(e) => {
                                 tally.record(Err(e));

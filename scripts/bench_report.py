@@ -14,10 +14,11 @@ import platform
 import re
 import sys
 
-TARGETS = ["bare-hyper", "mcp-bridge", "supergateway", "mcp-proxy", "stdio2http"]
+TARGETS = ["bare-hyper", "mcp-bridge", "baseline", "supergateway", "mcp-proxy", "stdio2http"]
 LABELS = {
     "bare-hyper": "bare hyper (limit)",
     "mcp-bridge": "mcp-bridge",
+    "baseline": "mcp-bridge, baseline build (BENCH_BASELINE)",
     "supergateway": "supergateway",
     "mcp-proxy": "mcp-proxy",
     "stdio2http": "stdio2http",
@@ -85,7 +86,8 @@ def cell(results, target, shape, kind):
     if kind == "latency":
         added = ""
         if target != "bare-hyper" and limit.get("p50_us"):
-            added = f" (+{fmt_int(r['p50_us'] - limit['p50_us'])} µs)"
+            delta = r["p50_us"] - limit["p50_us"]
+            added = f" ({'+' if delta >= 0 else '−'}{fmt_int(abs(delta))} µs)"
         return f"p50 {fmt_int(r['p50_us'])} µs{added}<br>p99 {fmt_int(r['p99_us'])} µs{errors}"
     if kind == "big":
         return f"{fmt_int(r['mb_per_s'])} MB/s{ratio(r['mb_per_s'], limit.get('mb_per_s'))}<br>peak RSS {mib(r['peak_rss_kib'])}{errors}"
@@ -105,6 +107,7 @@ def table(results):
     rows = [
         ("tools/call, one session, 16 connections", "session", "throughput"),
         ("Dify's shape: session per call, 16 workers", "dify", "throughput"),
+        ("the same from a client that declares sampling (a server per session)", "sampler", "throughput"),
         ("one connection, one call at a time", "single", "latency"),
         (f"10 MB tool result ({big.get('calls', 0)} calls)", "big", "big"),
         (f"{slow.get('calls', 0) + max(slow.get('errors', 0), 0)} concurrent slow calls", "slow", "slow"),
@@ -117,6 +120,16 @@ def table(results):
         lines.append(f"| {title} | " + " | ".join(cell(results, t, shape, kind) for t in present) + " |")
     bridge = results.get("mcp-bridge", {})
     peers = [t for t in present if t not in ("bare-hyper", "mcp-bridge")]
+    if "baseline" in present and bridge:
+        lines.append("")
+        lines.append("| mcp-bridge against the baseline build | calls/s, this build ÷ baseline | p50, this build − baseline |")
+        lines.append("|---|---|---|")
+        for title, shape in [("one session, 16 connections", "session"), ("Dify's shape", "dify"), ("a client that declares sampling, session per call", "sampler"), ("one connection, one call at a time", "single")]:
+            mine, base = bridge.get(shape, {}), results["baseline"].get(shape, {})
+            speed = f"{mine['calls_per_s'] / base['calls_per_s']:.2f}×" if mine.get("calls_per_s") and base.get("calls_per_s") else "–"
+            p50 = f"{mine['p50_us'] - base['p50_us']:+,.0f} µs".replace(",", " ") if "p50_us" in mine and "p50_us" in base else "–"
+            lines.append(f"| {title} | {speed} | {p50} |")
+        peers = [t for t in peers if t != "baseline"]
     if bridge and peers:
         lines.append("")
         lines.append("| mcp-bridge compared with | " + " | ".join(LABELS[t] for t in peers) + " |")

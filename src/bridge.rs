@@ -12,10 +12,10 @@ use crate::child::{ChildLimits, Exit};
 use crate::config::ServerSettings;
 use serde_json::Value;
 
-use crate::isolate::Isolation;
+use crate::isolate::{Isolation, ServerPerSession};
 use crate::metrics::{Metrics, ServerMetrics};
 use crate::mux::Origin;
-use crate::router::Router;
+use crate::router::{Router, Undelivered};
 use crate::session::{Session, Sessions};
 use crate::session_id::SessionIds;
 use crate::supervisor::{ChildSpec, Supervisor};
@@ -37,7 +37,10 @@ pub struct Bridge {
     pub stream_after: Duration,
     pub keep_alive: Duration,
     pub wait_for_restart: Duration,
+    /// Starts the children of sessions that get their own; `None` when every session shares.
     pub isolation: Option<Isolation>,
+    /// What the children said that reached no client.
+    pub undelivered: Arc<Undelivered>,
     /// How long a child gets at each step of stopping it.
     pub shutdown_grace: Duration,
     pub started: Instant,
@@ -50,6 +53,8 @@ pub struct Bridge {
     pub metrics: ServerMetrics,
     /// The child's tools as last listed, and when, for the status page.
     tools: tokio::sync::Mutex<Option<(Instant, Value)>>,
+    /// Set when the bridge starts stopping.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// How long the status page shows the same tool list before asking the child again.
@@ -76,8 +81,8 @@ impl Bridge {
     ) -> Result<(Arc<Bridge>, JoinHandle<Option<Exit>>), RunError> {
         // An isolated session's child runs on the replica that started it: its id is not
         // for other replicas to take up.
-        let secret = match (&settings.session_secret, settings.isolate) {
-            (Some(_), Some(_)) => {
+        let secret = match (&settings.session_secret, settings.server_per_session) {
+            (Some(_), ServerPerSession::Always) => {
                 tracing::warn!(
                     server = %settings.name,
                     "--isolate sessions stay on the replica that started their server: pin them \
@@ -92,7 +97,8 @@ impl Bridge {
             settings.session_idle_timeout,
             SessionIds::new(secret, &settings.name),
         ));
-        let router = Arc::new(Router::new(sessions.clone()));
+        let undelivered = Arc::new(Undelivered::default());
+        let router = Arc::new(Router::new(sessions.clone(), undelivered.clone()));
         {
             let router = Arc::downgrade(&router);
             sessions.on_end(Box::new(move |session| {
@@ -113,6 +119,7 @@ impl Bridge {
             limits,
             startup_timeout: settings.startup_timeout,
             restart: settings.restart,
+            check_only: settings.server_per_session == ServerPerSession::Always,
         };
         let (supervisor, supervision) = match start {
             Start::Wait => Supervisor::start(spec, router.clone()).await?,
@@ -133,14 +140,16 @@ impl Bridge {
             stream_after: settings.stream_after,
             keep_alive: settings.keep_alive,
             wait_for_restart: WAIT_FOR_RESTART,
-            isolation: settings.isolate.map(|max_children| {
+            isolation: (settings.server_per_session != ServerPerSession::Never).then(|| {
                 Isolation::new(
                     settings.child.clone(),
                     limits,
                     settings.startup_timeout,
-                    max_children,
+                    settings.max_children,
+                    undelivered.clone(),
                 )
             }),
+            undelivered,
             shutdown_grace: grace,
             started: Instant::now(),
             path_with_slash: format!("{path}/"),
@@ -150,6 +159,7 @@ impl Bridge {
             settings,
             tasks: Mutex::default(),
             tools: tokio::sync::Mutex::new(None),
+            draining: Default::default(),
         });
         let sweeper = {
             let bridge = bridge.clone();
@@ -161,6 +171,21 @@ impl Bridge {
         };
         *bridge.tasks.lock().unwrap_or_else(|e| e.into_inner()) = vec![sweeper, nudger];
         Ok((bridge, supervision))
+    }
+
+    /// The bridge is stopping: open event streams end now (a stream carrying nothing owed
+    /// would hold the drain to its deadline), calls in flight finish, new streams are refused.
+    pub fn begin_drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for session in self.sessions.all() {
+            session.drain();
+        }
+    }
+
+    /// Whether the bridge is stopping.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops the server: its housekeeping, then every child side by side, the shared one and
@@ -199,6 +224,9 @@ impl Bridge {
     /// The shared child's tools (`result.tools` of `tools/list`, first page), asked at most
     /// every few seconds.
     pub async fn tools(&self) -> Result<Value, String> {
+        if self.settings.server_per_session == ServerPerSession::Always {
+            return Err("every session runs a server of its own, which lists them".into());
+        }
         let mut cached = self.tools.lock().await;
         if let Some((at, tools)) = &*cached
             && at.elapsed() < TOOLS_FRESH_FOR
@@ -255,6 +283,13 @@ impl Bridge {
             Some(isolated) => &isolated.router,
             None => &self.router,
         }
+    }
+
+    /// Whether the stateless 2026-07-28 revision is offered: when asked for, and never with a
+    /// server per session (it has no session to tie a server to).
+    pub fn offers_stateless(&self) -> bool {
+        self.settings.max_protocol_version == crate::protocol::STATELESS_VERSION
+            && self.settings.server_per_session != ServerPerSession::Always
     }
 
     pub fn endpoint_path(&self) -> &str {

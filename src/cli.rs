@@ -10,6 +10,8 @@ use crate::Config;
 use crate::child::ChildCommand;
 use crate::http::access::AccessPolicy;
 use crate::http::tls::TlsFiles;
+use crate::isolate::ServerPerSession;
+use crate::protocol;
 use crate::session_id::{SessionSecret, WeakSecret};
 use crate::supervisor::RestartPolicy;
 
@@ -33,7 +35,9 @@ any MCP client that speaks Streamable HTTP at it.";
 ///
 /// The bridge starts the command as a child process, runs the MCP handshake with it once, and
 /// shares that one warm child between all HTTP clients, multiplexing their requests into its
-/// stdin by id and routing each answer back to the client that asked.
+/// stdin by id and routing each answer back to the client that asked. A client that can answer
+/// the server's own requests (sampling, elicitation, roots) gets a child of its own, so that
+/// nothing the server says for one client reaches another.
 #[derive(Debug, Parser)]
 #[command(
     name = "mcp-bridge",
@@ -140,15 +144,32 @@ pub struct Cli {
     #[arg(long, default_value = "15", value_name = "SECS", value_parser = parse_seconds)]
     pub keep_alive: Duration,
 
-    /// Run a server of its own for each session, started by that client's initialize and
-    /// stopped with its session: for servers that keep per-client state. The default shares
-    /// one warm server between all clients.
-    #[arg(long)]
+    /// Which sessions run a server process of their own (started by the client's initialize,
+    /// stopped with its session) instead of sharing the warm one. Over stdio a server cannot say
+    /// which client its own requests and log messages are for: only a server of a client's own
+    /// can send them to that client.
+    #[arg(long, value_enum, default_value_t = ServerPerSession::Auto, value_name = "WHEN")]
+    pub server_per_session: ServerPerSession,
+
+    /// Same as --server-per-session always.
+    #[arg(long, conflicts_with = "server_per_session")]
     pub isolate: bool,
 
-    /// With --isolate: most sessions (so servers) at once; past it initialize gets 503.
-    #[arg(long, default_value_t = 100, value_name = "N", requires = "isolate")]
+    /// Most sessions with a server of their own at once; past it their initialize gets 503.
+    #[arg(long, default_value_t = 100, value_name = "N")]
     pub max_children: usize,
+
+    /// The newest MCP protocol revision offered to clients. The stateless 2026-07-28 revision
+    /// (server/discover, no sessions) carries no requests of the server's to its clients and
+    /// no event stream yet, so it is offered only when named here; clients that speak both
+    /// then choose it. Never offered with --server-per-session always.
+    #[arg(
+        long,
+        default_value = protocol::CHILD_REQUEST_VERSION,
+        value_name = "VERSION",
+        value_parser = parse_protocol_version
+    )]
+    pub max_protocol_version: &'static str,
 
     /// Require this token on every request, as `Authorization: Bearer TOKEN` or
     /// `X-API-Key: TOKEN`. Required to listen on a non-loopback address.
@@ -162,8 +183,8 @@ pub struct Cli {
 
     /// Sign session ids with this secret (32 characters or more), so that replicas behind a load
     /// balancer which share it accept each other's sessions; each replica still runs its own
-    /// server. GET streams, the server's requests to clients and --isolate sessions stay on one
-    /// replica: pin them by Mcp-Session-Id (see the README). Without it, a session is known
+    /// server. GET streams, the server's requests to clients and sessions with a server of
+    /// their own stay on one replica: pin them by Mcp-Session-Id (see the README). Without it, a session is known
     /// only to the process that opened it.
     #[arg(
         long,
@@ -319,7 +340,13 @@ impl Cli {
         config.server.max_in_flight = self.max_in_flight;
         config.server.stream_after = self.stream_after;
         config.server.keep_alive = self.keep_alive;
-        config.server.isolate = self.isolate.then_some(self.max_children);
+        config.server.server_per_session = if self.isolate {
+            ServerPerSession::Always
+        } else {
+            self.server_per_session
+        };
+        config.server.max_children = self.max_children;
+        config.server.max_protocol_version = self.max_protocol_version;
         config.server.session_secret = session_secret;
         config.access = AccessPolicy {
             auth_token: self.auth_token,
@@ -380,6 +407,19 @@ fn parse_size(text: &str) -> Result<usize, String> {
         .checked_mul(multiplier)
         .filter(|size| *size > 0)
         .ok_or_else(|| format!("`{text}` is not a usable size"))
+}
+
+fn parse_protocol_version(text: &str) -> Result<&'static str, String> {
+    protocol::ALL_VERSIONS
+        .iter()
+        .find(|known| **known == text.trim())
+        .copied()
+        .ok_or_else(|| {
+            format!(
+                "unknown protocol version `{text}`; the bridge speaks {}",
+                protocol::ALL_VERSIONS.join(", ")
+            )
+        })
 }
 
 fn parse_path(text: &str) -> Result<String, String> {
@@ -479,6 +519,26 @@ mod tests {
             open.unwrap().into_config(),
             Err(UsageError::Unprotected(_))
         ));
+    }
+
+    #[test]
+    fn isolate_is_a_server_per_session_always_and_2026_is_opt_in() {
+        let default = parse(&["--demo"]).unwrap().into_config().unwrap();
+        assert_eq!(default.server.server_per_session, ServerPerSession::Auto);
+        assert_eq!(default.server.max_protocol_version, "2025-11-25");
+        let isolate = parse(&["--demo", "--isolate", "--max-children", "3"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(isolate.server.server_per_session, ServerPerSession::Always);
+        assert_eq!(isolate.server.max_children, 3);
+        assert!(parse(&["--demo", "--isolate", "--server-per-session", "never"]).is_err());
+        let modern = parse(&["--demo", "--max-protocol-version", "2026-07-28"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(modern.server.max_protocol_version, "2026-07-28");
+        assert!(parse(&["--demo", "--max-protocol-version", "2027-01-01"]).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
 use crate::child::ChildCommand;
+use crate::isolate::ServerPerSession;
 use crate::session_id::SessionSecret;
 use crate::supervisor::RestartPolicy;
 
@@ -33,8 +34,13 @@ pub struct ServerSettings {
     pub max_in_flight: usize,
     pub stream_after: Duration,
     pub keep_alive: Duration,
-    /// A child per session, at most this many; `None` shares one.
-    pub isolate: Option<usize>,
+    /// Which sessions get a child of their own instead of the shared one.
+    pub server_per_session: ServerPerSession,
+    /// Sessions with a child of their own at once, at most.
+    pub max_children: usize,
+    /// The newest protocol revision offered to clients (the stateless 2026-07-28 revision is
+    /// offered only when this names it).
+    pub max_protocol_version: &'static str,
     /// Shared by the replicas (the command line's, for every server of a file).
     pub session_secret: Option<SessionSecret>,
 }
@@ -55,7 +61,9 @@ impl ServerSettings {
             max_in_flight: 4096,
             stream_after: Duration::from_secs(3),
             keep_alive: Duration::from_secs(15),
-            isolate: None,
+            server_per_session: ServerPerSession::Auto,
+            max_children: 100,
+            max_protocol_version: crate::protocol::CHILD_REQUEST_VERSION,
             session_secret: None,
         }
     }
@@ -89,6 +97,7 @@ struct Entry {
     #[serde(default)]
     disabled: bool,
     isolate: Option<bool>,
+    server_per_session: Option<PerSessionName>,
     max_children: Option<usize>,
     restart: Option<RestartName>,
     startup_timeout: Option<f64>,
@@ -104,6 +113,14 @@ struct Entry {
 #[serde(rename_all = "kebab-case")]
 enum RestartName {
     OnFailure,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum PerSessionName {
+    Auto,
     Always,
     Never,
 }
@@ -222,11 +239,19 @@ fn settings(
         .collect();
     child.cwd = entry.cwd;
     child.label = Some(name.clone());
-    let isolate = match (entry.isolate, entry.max_children) {
-        (Some(true), max) => Some(max.or(defaults.isolate).unwrap_or(100)),
-        (Some(false), _) => None,
-        (None, Some(max)) => Some(max),
-        (None, None) => defaults.isolate,
+    let server_per_session = match (entry.isolate, entry.server_per_session) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "the server `{name}` has both \"isolate\" and \"serverPerSession\"; keep one \
+                 (\"isolate\": true is \"serverPerSession\": \"always\")"
+            ));
+        }
+        (Some(true), None) => ServerPerSession::Always,
+        (Some(false), None) => ServerPerSession::Auto,
+        (None, Some(PerSessionName::Auto)) => ServerPerSession::Auto,
+        (None, Some(PerSessionName::Always)) => ServerPerSession::Always,
+        (None, Some(PerSessionName::Never)) => ServerPerSession::Never,
+        (None, None) => defaults.server_per_session,
     };
     Ok(ServerSettings {
         path: format!("/servers/{name}/mcp"),
@@ -247,7 +272,9 @@ fn settings(
         max_sessions: entry.max_sessions.unwrap_or(defaults.max_sessions),
         max_in_flight: entry.max_in_flight.unwrap_or(defaults.max_in_flight),
         max_message_bytes: defaults.max_message_bytes,
-        isolate,
+        server_per_session,
+        max_children: entry.max_children.unwrap_or(defaults.max_children),
+        max_protocol_version: defaults.max_protocol_version,
         session_secret: defaults.session_secret.clone(),
         child,
         name,
@@ -279,7 +306,9 @@ mod tests {
             max_in_flight: 10,
             stream_after: Duration::from_secs(3),
             keep_alive: Duration::from_secs(15),
-            isolate: None,
+            server_per_session: ServerPerSession::Auto,
+            max_children: 100,
+            max_protocol_version: "2025-11-25",
             session_secret: None,
         }
     }
@@ -300,9 +329,33 @@ mod tests {
         assert_eq!(servers[0].path, "/servers/time/mcp");
         assert_eq!(servers[0].child.program, "uvx");
         assert_eq!(servers[0].child.env, vec![("TZ".into(), "UTC".into())]);
-        assert_eq!(servers[1].isolate, Some(100));
+        assert_eq!(servers[0].server_per_session, ServerPerSession::Auto);
+        assert_eq!(servers[1].server_per_session, ServerPerSession::Always);
+        assert_eq!(servers[1].max_children, 100);
         assert_eq!(servers[1].request_timeout, Some(Duration::from_secs(30)));
         assert_eq!(servers[1].child.cwd.as_deref(), Some(Path::new("/srv")));
+    }
+
+    #[test]
+    fn server_per_session_is_chosen_per_server() {
+        let text = r#"{"mcpServers": {
+            "a": {"command": "x", "serverPerSession": "never"},
+            "b": {"command": "x", "serverPerSession": "always", "maxChildren": 7},
+            "c": {"command": "x"}
+        }}"#;
+        let servers = parse(text, &defaults()).unwrap();
+        assert_eq!(servers[0].server_per_session, ServerPerSession::Never);
+        assert_eq!(servers[1].server_per_session, ServerPerSession::Always);
+        assert_eq!(servers[1].max_children, 7);
+        assert_eq!(servers[2].server_per_session, ServerPerSession::Auto);
+        let both = r#"{"mcpServers": {"a": {"command": "x", "isolate": true, "serverPerSession": "never"}}}"#;
+        assert!(parse(both, &defaults()).unwrap_err().contains("keep one"));
+        let unknown = r#"{"mcpServers": {"a": {"command": "x", "serverPerSession": "sometimes"}}}"#;
+        assert!(
+            parse(unknown, &defaults())
+                .unwrap_err()
+                .contains("sometimes")
+        );
     }
 
     #[test]

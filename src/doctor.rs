@@ -300,11 +300,14 @@ pub async fn check(name: &str, command: &ChildCommand, startup_timeout: Duration
         command: command.display(),
         ..Report::default()
     };
-    let router = Arc::new(Router::new(Arc::new(Sessions::new(
-        1,
-        Duration::from_secs(60),
-        SessionIds::Random,
-    ))));
+    let router = Arc::new(Router::new(
+        Arc::new(Sessions::new(
+            1,
+            Duration::from_secs(60),
+            SessionIds::Random,
+        )),
+        Default::default(),
+    ));
     let heard = Arc::new(Mutex::new(Heard::default()));
     router.watch_noise({
         let heard = heard.clone();
@@ -317,13 +320,14 @@ pub async fn check(name: &str, command: &ChildCommand, startup_timeout: Duration
         },
         startup_timeout,
         restart: RestartPolicy::Never,
+        check_only: false,
     };
     let started = Instant::now();
     match supervisor::start_child(&spec, &router).await {
         Ok(serving) => {
             let took = started.elapsed();
             report.findings.push(start_finding(took));
-            let (answer, _) = serving.hello.answer("0", Some(DIFY_NEWEST));
+            let (answer, _) = serving.hello.answer("0", Some(DIFY_NEWEST), DIFY_NEWEST);
             let initialize: Value = serde_json::from_slice(&answer).unwrap_or_default();
             let result = &initialize["result"];
             report.server = Some((
@@ -431,7 +435,7 @@ fn protocol_finding(version: &str) -> Finding {
         );
     }
     if version <= newest && !protocol::KNOWN_VERSIONS.contains(&version) {
-        let treated = protocol::negotiate(Some(newest), version);
+        let treated = protocol::negotiate(Some(newest), version, newest);
         return Finding::warning(
             format!(
                 "protocol {version} is not a released MCP version (the bridge treats it as {treated})"
@@ -440,7 +444,7 @@ fn protocol_finding(version: &str) -> Finding {
         );
     }
     if version > DIFY_NEWEST {
-        let dify = protocol::negotiate(Some(DIFY_NEWEST), version);
+        let dify = protocol::negotiate(Some(DIFY_NEWEST), version, DIFY_NEWEST);
         return Finding::pass(format!(
             "protocol {version}: newer than Dify accepts, the bridge answers Dify with {dify}"
         ));

@@ -29,6 +29,10 @@ pub struct Fields<'a> {
     pub name: Option<Cow<'a, str>>,
     /// `_meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28 requests).
     pub protocol_version: Option<Cow<'a, str>>,
+    /// `taskId` of `tasks/*` requests and `notifications/tasks/status`.
+    pub task_id: Option<Cow<'a, str>>,
+    /// A `task` member: the request asks the child to run it as a task.
+    pub task_augmented: bool,
 }
 
 #[derive(Deserialize)]
@@ -43,6 +47,9 @@ struct Params<'a> {
     uri: Option<Cow<'a, str>>,
     #[serde(borrow)]
     name: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "taskId")]
+    task_id: Option<Cow<'a, str>>,
+    task: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -77,16 +84,22 @@ impl<'a> Fields<'a> {
             uri: parsed.uri,
             name: parsed.name,
             protocol_version,
+            task_id: parsed.task_id,
+            task_augmented: parsed.task.is_some(),
         }
     }
 
     /// Reads only what a request forwarded on the hot path may need: nothing is parsed unless
-    /// its params mention a progress token.
-    pub fn read_request(message: &'a [u8], params: Option<&'a RawValue>) -> Fields<'a> {
-        let mentions_token = params.is_some_and(|p| {
-            memchr::memmem::find(p.get().as_bytes(), b"\"progressToken\"").is_some()
-        });
-        if mentions_token {
+    /// its params mention a progress token or a task, or it is a `tasks/*` request.
+    pub fn read_request(
+        message: &'a [u8],
+        method: &str,
+        params: Option<&'a RawValue>,
+    ) -> Fields<'a> {
+        let mentions = |key: &[u8]| {
+            params.is_some_and(|p| memchr::memmem::find(p.get().as_bytes(), key).is_some())
+        };
+        if method.starts_with("tasks/") || mentions(b"\"progressToken\"") || mentions(b"\"task\"") {
             Fields::read(message, params)
         } else {
             Fields::default()
@@ -139,7 +152,7 @@ mod tests {
     fn finds_a_request_progress_token_and_swaps_it() {
         let body = br#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"x","_meta":{"progressToken":"tok"}}}"#;
         let message = jsonrpc::parse(body).unwrap();
-        let fields = Fields::read_request(body, message.params);
+        let fields = Fields::read_request(body, "tools/call", message.params);
         let token = fields.progress_token.unwrap();
         assert_eq!(token.raw, "\"tok\"");
         assert_eq!(fields.name.as_deref(), Some("x"));
@@ -158,7 +171,11 @@ mod tests {
     fn plain_requests_are_not_parsed_further() {
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#;
         let message = jsonrpc::parse(body).unwrap();
-        assert!(Fields::read_request(body, message.params).name.is_none());
+        assert!(
+            Fields::read_request(body, "tools/call", message.params)
+                .name
+                .is_none()
+        );
     }
 
     #[test]

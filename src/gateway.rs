@@ -142,6 +142,13 @@ impl Gateway {
         }
     }
 
+    /// The bridge is stopping: every server ends its open event streams.
+    pub fn begin_drain(&self) {
+        for bridge in self.servers().iter() {
+            bridge.begin_drain();
+        }
+    }
+
     /// Stops every server side by side.
     pub async fn stop(&self) {
         let mut stopping = tokio::task::JoinSet::new();

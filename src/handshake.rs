@@ -32,8 +32,9 @@ impl From<HandshakeError> for StartError {
 }
 
 /// Sends `initialize` then `notifications/initialized`, and caches the child's result. The
-/// bridge declares every client capability: it hands the child's requests to clients that
-/// declared them, and answers for the others (see [`crate::router`]).
+/// bridge declares every client capability it can route (URL-mode elicitation included), so
+/// that the child offers every tool; a request of the child's that no client of the shared
+/// child can answer gets a clean refusal (see [`crate::router`]).
 pub async fn initialize(
     child: &Child,
     mux: &Arc<Mux>,
@@ -43,7 +44,7 @@ pub async fn initialize(
     let request = format!(
         concat!(
             r#"{{"jsonrpc":"2.0","id":{},"method":"initialize","params":{{"protocolVersion":"{}","#,
-            r#""capabilities":{{"sampling":{{}},"elicitation":{{}},"roots":{{"listChanged":true}}}},"clientInfo":{{"name":"mcp-bridge","version":"{}"}}}}}}"#,
+            r#""capabilities":{{"sampling":{{}},"elicitation":{{"form":{{}},"url":{{}}}},"roots":{{"listChanged":true}}}},"clientInfo":{{"name":"mcp-bridge","version":"{}"}}}}}}"#,
             "\n"
         ),
         ticket.id,

@@ -13,6 +13,7 @@ pub mod code {
     pub const PARSE_ERROR: i64 = -32700;
     pub const INVALID_REQUEST: i64 = -32600;
     pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
     pub const INTERNAL_ERROR: i64 = -32603;
     /// The bridge could not get an answer from the child (it exited, or is restarting).
     pub const CHILD_UNAVAILABLE: i64 = -32000;

@@ -16,12 +16,13 @@
 //! - [`jsonrpc`]: message envelopes, id splicing, error objects.
 //! - [`mux`]: bridge ids and routing answers back to waiting requests.
 //! - [`inbox`]: what the child sends for one request, queued for its reader.
-//! - [`router`]: everything else the child sends, taken to the client it concerns.
+//! - [`router`]: everything else the child sends, taken to the client it belongs to or to no one.
+//! - [`tasks`]: tasks on the shared child, scoped to the session that created them.
 //! - [`fields`]: the few fields inside `params` the bridge routes by.
 //! - [`session`]: `Mcp-Session-Id` sessions and their expiry.
 //! - [`events`]: a session's numbered event stream, with replay.
 //! - [`http`]: the hyper server and the Streamable HTTP endpoint.
-//! - [`isolate`]: `--isolate`, a child of its own for each session.
+//! - [`isolate`]: children of sessions' own (`--server-per-session`, `--isolate`).
 //! - [`demo`]: the built-in demo MCP server behind `--demo`.
 //! - [`doctor`]: `mcp-bridge doctor`, checking a server the way clients will use it.
 //! - [`guard`]: the process that kills the server's whole group if the bridge dies.
@@ -52,6 +53,7 @@ pub mod session_id;
 pub mod shutdown;
 pub mod stdin;
 pub mod supervisor;
+pub mod tasks;
 
 pub use bridge::Bridge;
 
@@ -197,19 +199,22 @@ pub async fn run(
             .iter()
             .skip(usize::from(supervision.is_some()))
         {
-            eprintln!(
-                "mcp-bridge serving {} at {}",
-                bridge.name,
-                endpoint_url_for(address, bridge.endpoint_path(), https)
+            let url = endpoint_url_for(address, bridge.endpoint_path(), https);
+            announce(
+                config.json_logs,
+                &format!("mcp-bridge serving {} at {url}", bridge.name),
+                &url,
             );
         }
         let ready_path = match &supervision {
             Some(_) => gateway.servers()[0].endpoint_path().to_owned(),
             None => "/".to_owned(),
         };
-        eprintln!(
-            "mcp-bridge listening on {}",
-            endpoint_url_for(address, &ready_path, https)
+        let url = endpoint_url_for(address, &ready_path, https);
+        announce(
+            config.json_logs,
+            &format!("mcp-bridge listening on {url}"),
+            &url,
         );
     }
 
@@ -232,6 +237,7 @@ pub async fn run(
             _ => Ok(()),
         },
     };
+    gateway.begin_drain();
     stop.cancel();
     let _ = server.await;
     if let Some(reloader) = reloader {
@@ -239,6 +245,27 @@ pub async fn run(
     }
     gateway.stop().await;
     outcome
+}
+
+/// Says where the bridge serves, on stderr whatever the log level: as the line people read,
+/// or with `--log-format json` as one JSON object shaped like the other log lines.
+fn announce(json_logs: bool, message: &str, url: &str) {
+    if !json_logs {
+        eprintln!("{message}");
+        return;
+    }
+    use tracing_subscriber::fmt::time::FormatTime;
+    let mut timestamp = String::new();
+    let _ = tracing_subscriber::fmt::time::SystemTime.format_time(
+        &mut tracing_subscriber::fmt::format::Writer::new(&mut timestamp),
+    );
+    let line = serde_json::json!({
+        "timestamp": timestamp,
+        "level": "INFO",
+        "fields": {"message": message, "url": url},
+        "target": "mcp_bridge",
+    });
+    eprintln!("{line}");
 }
 
 /// The URL to paste into a client.

@@ -35,6 +35,12 @@ struct ServerLabels {
     server: Arc<String>,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    server: Arc<String>,
+    kind: &'static str,
+}
+
 type Latency = Family<MethodLabels, LatencyHistogram>;
 
 /// Upper bounds of the latency buckets: 100 µs to about 18 s, by factors of 3.
@@ -113,6 +119,8 @@ pub struct Metrics {
     restarts: Family<ServerLabels, Counter>,
     up: Family<ServerLabels, Gauge>,
     taken_up: Family<ServerLabels, Counter>,
+    session_servers: Family<ServerLabels, Gauge>,
+    undelivered: Family<KindLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,6 +145,8 @@ impl Metrics {
         let restarts = Family::<ServerLabels, Counter>::default();
         let up = Family::<ServerLabels, Gauge>::default();
         let taken_up = Family::<ServerLabels, Counter>::default();
+        let session_servers = Family::<ServerLabels, Gauge>::default();
+        let undelivered = Family::<KindLabels, Counter>::default();
         registry.register(
             "requests",
             "HTTP requests by server, JSON-RPC method and HTTP status",
@@ -168,6 +178,17 @@ impl Metrics {
             "Sessions signed by another replica (or before a restart) that came here",
             taken_up.clone(),
         );
+        registry.register(
+            "session_servers",
+            "Server processes of sessions' own running (--server-per-session)",
+            session_servers.clone(),
+        );
+        registry.register(
+            "undelivered",
+            "Messages of the server's that reached no client because nothing ties them to one \
+             (its requests on a shared server are answered by the bridge, its logs dropped)",
+            undelivered.clone(),
+        );
         Self {
             registry,
             requests,
@@ -177,6 +198,8 @@ impl Metrics {
             restarts,
             up,
             taken_up,
+            session_servers,
+            undelivered,
         }
     }
 
@@ -221,6 +244,16 @@ impl Metrics {
             restarts.inc_by(status.restarts.saturating_sub(restarts.get()));
             let taken_up = self.taken_up.get_or_create(&labels);
             taken_up.inc_by(bridge.sessions.taken_up().saturating_sub(taken_up.get()));
+            self.session_servers
+                .get_or_create(&labels)
+                .set(bridge.isolation.as_ref().map_or(0, |i| i.running()) as i64);
+            for (kind, count) in bridge.undelivered.counts() {
+                let counter = self.undelivered.get_or_create(&KindLabels {
+                    server: bridge.name.clone(),
+                    kind,
+                });
+                counter.inc_by(count.saturating_sub(counter.get()));
+            }
         }
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {

@@ -81,6 +81,9 @@ pub struct Origin {
     pub progress_token: Option<Bytes>,
     /// The answer can still become an SSE stream carrying messages related to the request.
     pub can_stream: bool,
+    /// For a sessionless (2026-07-28) request: a keyed hash of where it came from (peer
+    /// address, credentials), so that only its sender can cancel it by id.
+    pub caller: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -208,16 +211,22 @@ impl Mux {
         }
     }
 
-    /// The id of a request in flight whose origin satisfies `wanted` (a rare lookup: a scan).
-    pub fn find(&self, wanted: impl Fn(&Origin) -> bool) -> Option<u64> {
-        self.shards.iter().find_map(|shard| {
+    /// The id of the one request in flight whose origin satisfies `wanted`; `None` when none
+    /// or several do (a rare lookup: a scan).
+    pub fn find_unique(&self, wanted: impl Fn(&Origin) -> bool) -> Option<u64> {
+        let mut found = None;
+        for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            shard
-                .waiters
-                .iter()
-                .find(|(_, waiter)| wanted(&waiter.origin))
-                .map(|(id, _)| *id)
-        })
+            for (id, waiter) in &shard.waiters {
+                if wanted(&waiter.origin) {
+                    if found.is_some() {
+                        return None;
+                    }
+                    found = Some(*id);
+                }
+            }
+        }
+        found
     }
 
     /// Fails every request in flight, and every one registered until [`Mux::reopen`], with the

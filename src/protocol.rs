@@ -33,17 +33,17 @@ pub const LAST_BATCH_VERSION: &str = "2025-03-26";
 pub const CHILD_REQUEST_VERSION: &str = "2025-11-25";
 
 /// The version to answer a client with: what it asked for if the bridge knows it, otherwise the
-/// newest the bridge knows; never newer than what the child agreed to.
-pub fn negotiate(requested: Option<&str>, child_version: &str) -> &'static str {
+/// newest the bridge knows; never newer than what the child agreed to, nor than `max` (the
+/// newest the bridge is told to offer).
+pub fn negotiate(requested: Option<&str>, child_version: &str, max: &str) -> &'static str {
     let wanted = requested
         .and_then(|asked| KNOWN_VERSIONS.iter().find(|known| **known == asked))
         .copied()
         .unwrap_or(KNOWN_VERSIONS[KNOWN_VERSIONS.len() - 1]);
-    let ceiling = if wanted <= child_version {
-        wanted
-    } else {
-        child_version
-    };
+    let ceiling = [wanted, child_version, max]
+        .into_iter()
+        .min()
+        .unwrap_or(wanted);
     KNOWN_VERSIONS
         .iter()
         .rev()
@@ -126,9 +126,10 @@ impl InitializeCache {
         &self.server_name
     }
 
-    /// The full JSON-RPC response for a client's `initialize`, and the version it was given.
-    pub fn answer(&self, id: &str, requested: Option<&str>) -> (Bytes, &'static str) {
-        let version = negotiate(requested, &self.child_version);
+    /// The full JSON-RPC response for a client's `initialize`, and the version it was given
+    /// (at most `max`).
+    pub fn answer(&self, id: &str, requested: Option<&str>, max: &str) -> (Bytes, &'static str) {
+        let version = negotiate(requested, &self.child_version, max);
         let result = &self.results[version];
         (jsonrpc::result_response(id, result), version)
     }
@@ -148,10 +149,16 @@ fn discover_result(initialize: &Map<String, Value>, child_version: &str) -> Byte
     versions.push(STATELESS_VERSION);
     let mut result = Map::new();
     result.insert("supportedVersions".into(), Value::from(versions));
-    for key in ["capabilities", "serverInfo", "instructions"] {
+    for key in ["capabilities", "instructions"] {
         if let Some(value) = initialize.get(key) {
             result.insert(key.into(), value.clone());
         }
+    }
+    // This revision carries the server's identity in `_meta`, not beside its capabilities.
+    if let Some(info) = initialize.get("serverInfo") {
+        let mut meta = Map::new();
+        meta.insert("io.modelcontextprotocol/serverInfo".into(), info.clone());
+        result.insert("_meta".into(), Value::Object(meta));
     }
     result
         .entry("capabilities")
@@ -166,26 +173,61 @@ fn discover_result(initialize: &Map<String, Value>, child_version: &str) -> Byte
 mod tests {
     use super::*;
 
+    const MAX: &str = CHILD_REQUEST_VERSION;
+
     #[test]
     fn answers_what_the_client_asked_for_when_the_child_allows() {
-        assert_eq!(negotiate(Some("2025-06-18"), "2025-11-25"), "2025-06-18");
-        assert_eq!(negotiate(Some("2024-11-05"), "2025-11-25"), "2024-11-05");
-        assert_eq!(negotiate(Some("2025-11-25"), "2025-11-25"), "2025-11-25");
+        assert_eq!(
+            negotiate(Some("2025-06-18"), "2025-11-25", MAX),
+            "2025-06-18"
+        );
+        assert_eq!(
+            negotiate(Some("2024-11-05"), "2025-11-25", MAX),
+            "2024-11-05"
+        );
+        assert_eq!(
+            negotiate(Some("2025-11-25"), "2025-11-25", MAX),
+            "2025-11-25"
+        );
     }
 
     #[test]
     fn never_answers_newer_than_the_child() {
-        assert_eq!(negotiate(Some("2025-11-25"), "2025-03-26"), "2025-03-26");
-        assert_eq!(negotiate(Some("2025-06-18"), "2024-11-05"), "2024-11-05");
+        assert_eq!(
+            negotiate(Some("2025-11-25"), "2025-03-26", MAX),
+            "2025-03-26"
+        );
+        assert_eq!(
+            negotiate(Some("2025-06-18"), "2024-11-05", MAX),
+            "2024-11-05"
+        );
         // A child with an odd version between two known ones: the older known one.
-        assert_eq!(negotiate(Some("2025-11-25"), "2025-07-01"), "2025-06-18");
+        assert_eq!(
+            negotiate(Some("2025-11-25"), "2025-07-01", MAX),
+            "2025-06-18"
+        );
+    }
+
+    #[test]
+    fn never_answers_newer_than_the_bridge_is_told_to_offer() {
+        assert_eq!(
+            negotiate(Some("2025-11-25"), "2025-11-25", "2025-06-18"),
+            "2025-06-18"
+        );
+        assert_eq!(negotiate(None, "2025-11-25", "2026-07-28"), "2025-11-25");
     }
 
     #[test]
     fn unknown_or_missing_requests_get_the_newest_the_child_allows() {
-        assert_eq!(negotiate(Some("2026-07-28"), "2025-11-25"), "2025-11-25");
-        assert_eq!(negotiate(None, "2025-11-25"), "2025-11-25");
-        assert_eq!(negotiate(Some("1999-01-01"), "2025-06-18"), "2025-06-18");
+        assert_eq!(
+            negotiate(Some("2026-07-28"), "2025-11-25", MAX),
+            "2025-11-25"
+        );
+        assert_eq!(negotiate(None, "2025-11-25", MAX), "2025-11-25");
+        assert_eq!(
+            negotiate(Some("1999-01-01"), "2025-06-18", MAX),
+            "2025-06-18"
+        );
     }
 
     #[test]
@@ -194,7 +236,7 @@ mod tests {
             br#"{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"1"}}"#,
         )
         .unwrap();
-        let (answer, version) = cache.answer("0", Some("2025-06-18"));
+        let (answer, version) = cache.answer("0", Some("2025-06-18"), MAX);
         assert_eq!(version, "2025-06-18");
         let v: Value = serde_json::from_slice(&answer).unwrap();
         assert_eq!(v["id"], 0);
@@ -213,5 +255,10 @@ mod tests {
             ])
         );
         assert!(discover["capabilities"]["tools"].is_object());
+        assert_eq!(
+            discover["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+            "s"
+        );
+        assert!(discover.get("serverInfo").is_none());
     }
 }

@@ -1,13 +1,14 @@
-//! Everything the child sends besides answers, taken to the client it concerns: progress to
-//! the request that asked for it, the child's own requests (sampling, elicitation, roots, ping)
-//! to a client able to answer and that client's answer back, logs and list changes to the
-//! sessions' streams, resource updates to the sessions subscribed. Also the resource
-//! subscriptions, counted across sessions so the child sees one per URI.
+//! Everything the child sends besides answers, taken to the client it belongs to, or to no
+//! one: progress to the request whose token it names, resource updates to the sessions
+//! subscribed, task status to the session that created the task, list changes to every
+//! session the child serves. Also the resource subscriptions, counted across sessions so the
+//! child sees one per URI.
 //!
-//! How a message the child does not tie to a request finds its session on a shared child (over
-//! stdio the child cannot say which client caused it): the most recently sent request still in
-//! flight whose client can take it on an SSE stream (and, for a request, declared the
-//! capability) gets it; with none, the sessions' open event streams. `--isolate` makes it exact.
+//! Over stdio the child cannot say which client its own requests (sampling, elicitation,
+//! roots) and its log messages are for. A child of a session's own serves that session alone,
+//! so they go there. The shared child's go to no one: its requests are answered by the bridge
+//! (an error, a decline for elicitation, `{}` for ping) and its logs are dropped, each counted,
+//! because any guess would hand one client's data to another.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::fields::{self, Fields};
 use crate::inbox::Delivery;
@@ -23,6 +24,7 @@ use crate::jsonrpc::{self, Id, Kind, Message, code};
 use crate::mux::{Mux, Origin};
 use crate::session::{Session, Sessions};
 use crate::stdin::Stdin;
+use crate::tasks::TaskOwners;
 
 /// A request of the child's handed to a client, waiting for the client's answer.
 #[derive(Debug)]
@@ -89,8 +91,57 @@ pub struct Router {
     next_server_request: AtomicU64,
     /// Subscribers per resource URI.
     subscriptions: Mutex<HashMap<String, usize>>,
+    /// On the shared child: which session created each task.
+    pub tasks: TaskOwners,
+    /// What the child said that reached no client, shared by every router of a server.
+    undelivered: Arc<Undelivered>,
     /// Who else hears what the child prints besides messages (`mcp-bridge doctor`).
     noise: OnceLock<NoiseHook>,
+}
+
+/// Messages of the child's that no client got, by kind: counted for the metrics, and said in
+/// the log the first time each kind happens.
+#[derive(Debug, Default)]
+pub struct Undelivered {
+    counts: [AtomicU64; UNDELIVERED_KINDS.len()],
+}
+
+/// The kinds of [`Undelivered`], as metric labels: a fixed set, whatever the child sends.
+pub const UNDELIVERED_KINDS: [&str; 6] = [
+    "sampling/createMessage",
+    "elicitation/create",
+    "roots/list",
+    "other request",
+    "notifications/message",
+    "other notification",
+];
+
+impl Undelivered {
+    fn count(&self, method: &str, request: bool) {
+        let kind = match method {
+            "sampling/createMessage" => 0,
+            "elicitation/create" => 1,
+            "roots/list" => 2,
+            "notifications/message" => 4,
+            _ if request => 3,
+            _ => 5,
+        };
+        let before = self.counts[kind].fetch_add(1, Ordering::Relaxed);
+        if before == 0 {
+            info!(
+                "the MCP server sent {method}, which reaches no client on a shared server (it \
+                 cannot be tied to one); counted in mcp_bridge_undelivered_total, said once"
+            );
+        }
+    }
+
+    /// Each kind with its count so far.
+    pub fn counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        UNDELIVERED_KINDS
+            .iter()
+            .zip(&self.counts)
+            .map(|(kind, count)| (*kind, count.load(Ordering::Relaxed)))
+    }
 }
 
 /// A line the child printed that is not a message for anyone.
@@ -111,7 +162,7 @@ impl std::fmt::Debug for Router {
 }
 
 impl Router {
-    pub fn new(sessions: Arc<Sessions>) -> Self {
+    pub fn new(sessions: Arc<Sessions>, undelivered: Arc<Undelivered>) -> Self {
         Self {
             mux: Arc::new(Mux::new()),
             sessions,
@@ -120,6 +171,8 @@ impl Router {
             server_requests: ServerRequests::default(),
             next_server_request: AtomicU64::new(1),
             subscriptions: Mutex::default(),
+            tasks: TaskOwners::default(),
+            undelivered,
             noise: OnceLock::new(),
         }
     }
@@ -164,6 +217,26 @@ impl Router {
     }
 
     fn child_request(&self, line: &Bytes, id: &Id<'_>, method: &str, stdin: &Stdin) {
+        let Some(session) = self.own_session() else {
+            // The shared child: nothing says which of its clients this is for.
+            self.undelivered.count(method, true);
+            return answer_for_the_client(
+                id,
+                method,
+                stdin,
+                "no client can answer it on a shared server: clients that declare it get a \
+                 server of their own",
+            );
+        };
+        if method != "ping" && !session.client().answers(method) {
+            debug!("refusing the child's {method}: its client did not declare it");
+            return answer_for_the_client(
+                id,
+                method,
+                stdin,
+                "the client did not declare that it can answer it",
+            );
+        }
         let server_id = self.next_server_request.fetch_add(1, Ordering::Relaxed);
         let for_client = fields::splice(
             line,
@@ -172,60 +245,33 @@ impl Router {
                 itoa::Buffer::new().format(server_id).as_bytes(),
             )],
         );
-        let remember = |session: &Arc<Session>| {
-            self.server_requests.lock().insert(
-                server_id,
-                ServerRequest {
-                    child_id: id.raw.into(),
-                    session: Arc::downgrade(session),
-                    method: method.to_owned(),
-                },
-            );
-        };
-        let in_flight = self.mux.latest(|origin| {
-            origin.can_stream
-                && origin
-                    .session
-                    .as_ref()
-                    .is_some_and(|s| self.serves(s) && s.client().answers(method))
-        });
-        if let Some((
-            _,
-            inbox,
-            Origin {
-                session: Some(session),
-                ..
+        self.server_requests.lock().insert(
+            server_id,
+            ServerRequest {
+                child_id: id.raw.into(),
+                session: Arc::downgrade(&session),
+                method: method.to_owned(),
             },
-        )) = in_flight
-        {
-            remember(&session);
+        );
+        // Every request on this child is the session's own: the newest that can still stream
+        // carries it, else the session's event stream.
+        if let Some((_, inbox, _)) = self.mux.latest(|origin| origin.can_stream) {
             inbox.push(Delivery::Related(for_client));
             return;
         }
-        for session in self.sessions_served() {
-            if session.client().answers(method) && session.events().is_open() {
-                remember(&session);
-                if session.events().send(&for_client) {
-                    return;
-                }
-                self.server_requests.lock().remove(&server_id);
+        {
+            let mut events = session.events();
+            if events.is_open() && events.send(&for_client) {
+                return;
             }
         }
-        // Nobody to ask. The bridge itself is the child's client, alive: it answers a ping.
-        let reply = if method == "ping" {
-            jsonrpc::result_response(id.raw, b"{}")
-        } else {
-            debug!("refusing the child's request {method}: no connected client can answer it");
-            jsonrpc::error_response(
-                Some(id.raw),
-                code::METHOD_NOT_FOUND,
-                &format!(
-                    "mcp-bridge: no connected client can answer {method} (none declared it, or \
-                     none has a stream open)"
-                ),
-            )
-        };
-        let _ = stdin.send_now(jsonrpc::to_line(&reply));
+        self.server_requests.lock().remove(&server_id);
+        answer_for_the_client(
+            id,
+            method,
+            stdin,
+            "the client has no stream open to receive it",
+        );
     }
 
     fn child_notification(&self, line: &Bytes, method: &str, message: &Message<'_>) {
@@ -252,10 +298,6 @@ impl Router {
                     );
                 }
             }
-            "notifications/message" => match self.mux.latest(|origin| origin.can_stream) {
-                Some((_, inbox, _)) => inbox.push(Delivery::Related(line.clone())),
-                None => self.broadcast(line),
-            },
             "notifications/resources/updated" => {
                 let fields = Fields::read(line, message.params);
                 let Some(uri) = fields.uri else {
@@ -267,34 +309,60 @@ impl Router {
                     }
                 }
             }
-            "notifications/cancelled" => {
-                // The child gave up on one of its own requests: tell the client answering it.
+            "notifications/cancelled" => self.child_cancelled(line, message),
+            "notifications/tasks/status" if self.own_session().is_none() => {
                 let fields = Fields::read(line, message.params);
-                let Some(child_id) = fields.request_id else {
-                    return;
-                };
-                let found = {
-                    let mut requests = self.server_requests.lock();
-                    let server_id = requests
-                        .iter()
-                        .find(|(_, r)| *r.child_id == *child_id.raw)
-                        .map(|(id, _)| *id);
-                    server_id.and_then(|id| requests.remove(&id).map(|r| (id, r)))
-                };
-                if let Some((server_id, request)) = found
-                    && let Some(session) = request.session.upgrade()
-                {
-                    let for_client = fields::splice(
-                        line,
-                        &mut [(
-                            child_id.span,
-                            itoa::Buffer::new().format(server_id).as_bytes(),
-                        )],
-                    );
-                    session.events().send(&for_client);
+                match fields.task_id.and_then(|task| self.tasks.owner(&task)) {
+                    Some(owner) => {
+                        owner.events().send(line);
+                    }
+                    None => self.undelivered.count(method, false),
                 }
             }
-            _ => self.broadcast(line),
+            // A list changed for everyone the child serves.
+            _ if method.ends_with("/list_changed") => self.broadcast(line),
+            _ => match self.own_session() {
+                // Logs go with the session's newest call that can stream, as the child's own
+                // HTTP transport would send them on the request's stream.
+                Some(session) => {
+                    if method == "notifications/message"
+                        && let Some((_, inbox, _)) = self.mux.latest(|origin| origin.can_stream)
+                    {
+                        inbox.push(Delivery::Related(line.clone()));
+                    } else {
+                        session.events().send(line);
+                    }
+                }
+                None => self.undelivered.count(method, false),
+            },
+        }
+    }
+
+    /// The child gave up on one of its own requests: the client answering it is told.
+    fn child_cancelled(&self, line: &Bytes, message: &Message<'_>) {
+        let fields = Fields::read(line, message.params);
+        let Some(child_id) = fields.request_id else {
+            return;
+        };
+        let found = {
+            let mut requests = self.server_requests.lock();
+            let server_id = requests
+                .iter()
+                .find(|(_, r)| *r.child_id == *child_id.raw)
+                .map(|(id, _)| *id);
+            server_id.and_then(|id| requests.remove(&id).map(|r| (id, r)))
+        };
+        if let Some((server_id, request)) = found
+            && let Some(session) = request.session.upgrade()
+        {
+            let for_client = fields::splice(
+                line,
+                &mut [(
+                    child_id.span,
+                    itoa::Buffer::new().format(server_id).as_bytes(),
+                )],
+            );
+            session.events().send(&for_client);
         }
     }
 
@@ -363,6 +431,7 @@ impl Router {
     /// A session ended: its subscriptions are released and the child's requests it was
     /// answering get an error at once.
     pub fn session_ended(&self, session: &Arc<Session>) {
+        self.tasks.session_ended(session);
         // Most sessions (Dify's: one call each) subscribed to nothing and were asked nothing.
         let uris: Vec<String> = {
             let subscriptions = session.subscriptions();
@@ -449,23 +518,43 @@ impl Router {
         }
     }
 
-    fn serves(&self, session: &Arc<Session>) -> bool {
-        match self.only.get() {
-            Some(only) => std::ptr::eq(only.as_ptr(), Arc::as_ptr(session)),
-            None => true,
-        }
+    /// The one session this child serves, if it is a session's own.
+    fn own_session(&self) -> Option<Arc<Session>> {
+        self.only.get().and_then(Weak::upgrade)
     }
 
+    /// The sessions this child serves: its own session, or every session without a child of
+    /// its own.
     fn sessions_served(&self) -> Vec<Arc<Session>> {
         match self.only.get() {
             Some(only) => only.upgrade().into_iter().collect(),
-            None => self.sessions.all(),
+            None => {
+                let mut sessions = self.sessions.all();
+                sessions.retain(|session| session.isolated.get().is_none());
+                sessions
+            }
         }
     }
 
     pub fn stdin(&self) -> Option<Stdin> {
         lock(&self.stdin).clone()
     }
+}
+
+/// The bridge answers a request of the child's that no client will: `ping` as the live client
+/// it is, elicitation with a decline (the user said nothing), anything else with an error
+/// saying `why`.
+fn answer_for_the_client(id: &Id<'_>, method: &str, stdin: &Stdin, why: &str) {
+    let reply = match method {
+        "ping" => jsonrpc::result_response(id.raw, b"{}"),
+        "elicitation/create" => jsonrpc::result_response(id.raw, br#"{"action":"decline"}"#),
+        _ => jsonrpc::error_response(
+            Some(id.raw),
+            code::METHOD_NOT_FOUND,
+            &format!("mcp-bridge: {method}: {why}"),
+        ),
+    };
+    let _ = stdin.send_now(jsonrpc::to_line(&reply));
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

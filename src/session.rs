@@ -5,7 +5,7 @@
 //! (`--session-secret`), a session opened by another replica is taken up on its first request.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -21,22 +21,47 @@ pub struct ClientCapabilities {
     pub roots: bool,
 }
 
-impl ClientCapabilities {
-    /// Reads the capabilities from a client's `initialize` params.
+/// What a client's `initialize` says about it: what it can answer, and its name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientHello {
+    pub capabilities: ClientCapabilities,
+    /// `clientInfo.name`, empty when missing.
+    pub client_name: String,
+}
+
+impl ClientHello {
+    /// Reads a client's `initialize` params.
     pub fn from_initialize(params: Option<&serde_json::value::RawValue>) -> Self {
         #[derive(serde::Deserialize)]
         struct Params {
             capabilities: Option<HashMap<String, serde::de::IgnoredAny>>,
+            #[serde(rename = "clientInfo")]
+            client_info: Option<ClientInfo>,
         }
-        let declared = params
-            .and_then(|raw| serde_json::from_str::<Params>(raw.get()).ok())
-            .and_then(|params| params.capabilities)
-            .unwrap_or_default();
+        #[derive(serde::Deserialize)]
+        struct ClientInfo {
+            name: Option<String>,
+        }
+        let params = params.and_then(|raw| serde_json::from_str::<Params>(raw.get()).ok());
+        let (declared, client_info) = match params {
+            Some(params) => (params.capabilities.unwrap_or_default(), params.client_info),
+            None => (HashMap::new(), None),
+        };
         Self {
-            sampling: declared.contains_key("sampling"),
-            elicitation: declared.contains_key("elicitation"),
-            roots: declared.contains_key("roots"),
+            capabilities: ClientCapabilities {
+                sampling: declared.contains_key("sampling"),
+                elicitation: declared.contains_key("elicitation"),
+                roots: declared.contains_key("roots"),
+            },
+            client_name: client_info.and_then(|info| info.name).unwrap_or_default(),
         }
+    }
+}
+
+impl ClientCapabilities {
+    /// Whether the client declared any of the requests a child may send it.
+    pub fn answers_any(&self) -> bool {
+        self.sampling || self.elicitation || self.roots
     }
 
     /// Whether the client can answer the child's request `method`.
@@ -73,8 +98,13 @@ pub struct Session {
     pub events: Mutex<EventStream>,
     /// Resource URIs this session subscribed to.
     pub subscriptions: Mutex<HashSet<String>>,
-    /// With `--isolate`: the session's own child.
+    /// The session's own child, if it has one (set at creation, or by the legacy transport's
+    /// `initialize`); without, it shares the warm child.
     pub isolated: OnceLock<Arc<Isolated>>,
+    /// Calls whose answers are still to come on the event stream (the legacy transport).
+    calls_on_stream: AtomicUsize,
+    /// The bridge is stopping: the event stream ends once no answer is owed on it.
+    draining: AtomicBool,
 }
 
 impl Session {
@@ -92,6 +122,31 @@ impl Session {
 
     pub fn subscriptions(&self) -> MutexGuard<'_, HashSet<String>> {
         self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A call's answer will come on the event stream (the legacy transport).
+    pub fn call_on_stream_started(&self) {
+        self.calls_on_stream.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// That answer came; a stopping bridge ends the stream after the last one.
+    pub fn call_on_stream_ended(&self) {
+        if self.calls_on_stream.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.draining.load(Ordering::SeqCst)
+        {
+            self.events().close();
+        }
+    }
+
+    /// The bridge is stopping: the event stream ends now, or for the legacy transport once the
+    /// answers owed on it are sent. Only calls in flight are worth waiting for.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        if self.transport == Transport::Streamable
+            || self.calls_on_stream.load(Ordering::SeqCst) == 0
+        {
+            self.events().close();
+        }
     }
 }
 
@@ -123,11 +178,13 @@ impl std::fmt::Debug for Sessions {
 }
 
 /// What a new session starts with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct NewSession {
     pub protocol_version: &'static str,
     pub client: ClientCapabilities,
     pub transport: Transport,
+    /// The child serving this session alone, if it has one.
+    pub own_child: Option<Arc<Isolated>>,
 }
 
 impl Sessions {
@@ -150,15 +207,17 @@ impl Sessions {
     }
 
     /// Opens a session. Its id is 128 bits from the OS's CSPRNG, signed when the replicas share
-    /// a secret (a legacy SSE session lives on its one stream, so its id is never signed).
+    /// a secret.
     pub fn create(&self, new: NewSession) -> Arc<Session> {
         let claims = Claims {
             protocol_version: new.protocol_version,
             client: new.client,
         };
-        let id = match new.transport {
-            Transport::Streamable => self.ids.issue(claims),
-            Transport::LegacySse => SessionIds::Random.issue(claims),
+        // A legacy SSE session lives on its one stream, and a session with a child of its own
+        // on the replica running that child: other replicas must not take either up.
+        let id = match (new.transport, &new.own_child) {
+            (Transport::Streamable, None) => self.ids.issue(claims),
+            _ => SessionIds::Random.issue(claims),
         };
         self.insert(self.session(id, new))
     }
@@ -176,6 +235,7 @@ impl Sessions {
                 protocol_version: claims.protocol_version,
                 client: claims.client,
                 transport: Transport::Streamable,
+                own_child: None,
             },
         );
         // Two requests of the session may race here: the first one in makes it.
@@ -198,6 +258,10 @@ impl Sessions {
     }
 
     fn session(&self, id: String, new: NewSession) -> Arc<Session> {
+        let isolated = OnceLock::new();
+        if let Some(own) = new.own_child {
+            let _ = isolated.set(own);
+        }
         Arc::new(Session {
             id,
             protocol_version: new.protocol_version,
@@ -206,7 +270,9 @@ impl Sessions {
             last_seen: AtomicU64::new(self.now()),
             events: Mutex::default(),
             subscriptions: Mutex::default(),
-            isolated: OnceLock::new(),
+            isolated,
+            calls_on_stream: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
         })
     }
 
@@ -367,6 +433,7 @@ mod tests {
             protocol_version: version,
             client: ClientCapabilities::default(),
             transport: Transport::Streamable,
+            own_child: None,
         }
     }
 

@@ -51,6 +51,9 @@ pub struct Serving {
 #[derive(Debug, Clone)]
 enum State {
     Ready(Arc<Serving>),
+    /// The server was checked (it starts and completes its handshake) and does not run: every
+    /// session starts a server of its own.
+    Checked,
     Down(String),
     Stopped(String),
 }
@@ -62,7 +65,13 @@ pub struct ChildSpec {
     pub limits: ChildLimits,
     pub startup_timeout: Duration,
     pub restart: RestartPolicy,
+    /// Only check that the server starts and completes its handshake, then stop it: every
+    /// session runs a server of its own, so none is kept warm.
+    pub check_only: bool,
 }
+
+/// How long a checked server gets to exit once its stdin is closed.
+const CHECK_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Supervisor {
     state: watch::Receiver<State>,
@@ -89,17 +98,30 @@ impl Supervisor {
         router: Arc<Router>,
     ) -> Result<(Supervisor, tokio::task::JoinHandle<Option<Exit>>), RunError> {
         let serving = Arc::new(start_child(&spec, &router).await?);
-        let (state_tx, state) = watch::channel(State::Ready(serving.clone()));
         let stop = CancellationToken::new();
         let restarts = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn(supervise(
-            serving,
-            spec,
-            router,
-            state_tx,
-            stop.clone(),
-            restarts.clone(),
-        ));
+        let (state_tx, state, task) = if spec.check_only {
+            serving.child.shutdown(CHECK_GRACE).await;
+            let (state_tx, state) = watch::channel(State::Checked);
+            let stop = stop.clone();
+            let task = tokio::spawn(async move {
+                stop.cancelled().await;
+                None
+            });
+            (state_tx, state, task)
+        } else {
+            let (state_tx, state) = watch::channel(State::Ready(serving.clone()));
+            let task = tokio::spawn(supervise(
+                serving,
+                spec,
+                router,
+                state_tx.clone(),
+                stop.clone(),
+                restarts.clone(),
+            ));
+            (state_tx, state, task)
+        };
+        drop(state_tx);
         Ok((
             Supervisor {
                 state,
@@ -146,6 +168,12 @@ impl Supervisor {
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 };
+                if spec.check_only {
+                    serving.child.shutdown(CHECK_GRACE).await;
+                    state_tx.send_replace(State::Checked);
+                    stop.cancelled().await;
+                    return None;
+                }
                 state_tx.send_replace(State::Ready(serving.clone()));
                 supervise(serving, spec, router, state_tx, stop, restarts).await
             })
@@ -162,7 +190,7 @@ impl Supervisor {
 
     pub fn status(&self) -> Status {
         let (state, reason) = match &*self.state.borrow() {
-            State::Ready(_) => ("ready", None),
+            State::Ready(_) | State::Checked => ("ready", None),
             State::Down(reason) => ("starting", Some(reason.clone())),
             State::Stopped(reason) => ("stopped", Some(reason.clone())),
         };
@@ -192,19 +220,21 @@ impl Supervisor {
         let alive = |state: &State| match state {
             State::Ready(serving) => !serving.child.has_exited(),
             State::Down(_) => false,
-            State::Stopped(_) => true,
+            State::Stopped(_) | State::Checked => true,
         };
         let mut state = self.state.clone();
         let waited = tokio::time::timeout(wait, state.wait_for(alive)).await;
         match waited {
             Ok(Ok(state)) => match &*state {
                 State::Ready(serving) => Ok(serving.clone()),
+                State::Checked => Err(NOT_SHARED.into()),
                 State::Stopped(reason) | State::Down(reason) => Err(reason.clone()),
             },
             Ok(Err(_)) => Err("the bridge is stopping".into()),
             Err(_) => {
                 let reason = match &*self.state.borrow() {
                     State::Down(reason) | State::Stopped(reason) => reason.clone(),
+                    State::Checked => NOT_SHARED.into(),
                     State::Ready(serving) => serving
                         .child
                         .exit()
@@ -226,6 +256,10 @@ impl Supervisor {
         }
     }
 }
+
+/// Why a server that runs one child per session has no shared one to offer.
+const NOT_SHARED: &str =
+    "every session of this server runs a server of its own (--isolate): send initialize first";
 
 pub async fn start_child(spec: &ChildSpec, router: &Arc<Router>) -> Result<Serving, RunError> {
     let child = Child::spawn(&spec.command, spec.limits, router.clone())?;

@@ -1,8 +1,8 @@
 //! The MCP features the bridge carries beyond plain request/response, against the real binary
 //! and the Python fixture server: streamed answers (SSE, keep-alives), progress, cancellation,
-//! server-to-client requests, the per-session GET stream, resource subscriptions, the older and
-//! newer protocol versions (batches, the legacy HTTP+SSE transport, stateless 2026-07-28) and
-//! `--isolate`. Each behaviour is checked over raw HTTP where the detail matters, and with the
+//! the per-session GET stream, resource subscriptions, the older and newer protocol versions
+//! (batches, the legacy HTTP+SSE transport, stateless 2026-07-28) and `--isolate`. The
+//! server's own requests to clients, and who gets what, are in tests/routing.rs. Each behaviour is checked over raw HTTP where the detail matters, and with the
 //! official SDK clients (Python `mcp` 1.x and 2.x, TypeScript) where an SDK can observe it.
 //! Needs `scripts/install-test-deps` for the SDK tests.
 
@@ -13,108 +13,18 @@ use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
+use support::calls::{
+    assert_no_message, call, call_body, child_id_of, expect_ok, field, request, secs, spawn,
+    stateless_headers, stateless_meta, text_json, wait_cancelled_at_child, within,
+};
 use support::sdk::{ALL_SDKS, Opts, Sdk, run_client, spawn_client};
 use support::{
-    Bridge, Http, SseItem, Streaming, assert_no_survivors, initialize_body, is_alive, raw_post,
-    tool_text,
+    Bridge, Http, SseItem, assert_no_survivors, initialize_body, is_alive, raw_post, tool_text,
 };
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// A tools/call body, with `_meta.progressToken` when `token` is given.
-fn call_body(id: Value, tool: &str, arguments: Value, token: Option<Value>) -> String {
-    let mut params = json!({"name": tool, "arguments": arguments});
-    if let Some(token) = token {
-        params["_meta"] = json!({"progressToken": token});
-    }
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}).to_string()
-}
-
-/// Asserts a 200, showing the body otherwise.
-async fn expect_ok(stream: &mut Streaming, what: &str) {
-    if stream.status != StatusCode::OK {
-        stream.wait_end(secs(5)).await;
-        panic!("{what}: status {}: {}", stream.status, stream.raw_text());
-    }
-}
-
-/// POSTs a request and reads its whole answer (JSON or SSE) within 30 s; returns every message
-/// and checks that the last one answers `id`.
-async fn request(http: &Http, url: &str, session: &str, id: Value, body: String) -> Vec<Value> {
-    let mut stream = http.open_post(url, Some(session), body).await;
-    expect_ok(&mut stream, "the request").await;
-    let messages = stream.messages(secs(30)).await;
-    let last = messages.last().expect("an answer");
-    assert_eq!(
-        last["id"], id,
-        "the stream ends with the answer: {messages:?}"
-    );
-    messages
-}
-
-/// tools/call; returns the answer (the last message of the reply).
-async fn call(http: &Http, url: &str, session: &str, id: i64, tool: &str, args: Value) -> Value {
-    let messages = request(
-        http,
-        url,
-        session,
-        json!(id),
-        call_body(json!(id), tool, args, None),
-    )
-    .await;
-    messages.last().unwrap().clone()
-}
-
-/// The text of a tools/call answer, parsed as JSON (the fixture's reports are JSON).
-fn text_json(answer: &Value) -> Value {
-    let text = tool_text(answer);
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("tool text is not JSON ({e}): {text}"))
-}
-
-/// Polls the fixture's `requests_seen` until a tools/call whose `message` argument is `tag`
-/// has reached the child; returns the id the child saw it under.
-async fn child_id_of(http: &Http, url: &str, session: &str, tag: &str) -> Value {
-    let deadline = Instant::now() + secs(10);
-    let mut n = 1000;
-    loop {
-        n += 1;
-        let seen = text_json(&call(http, url, session, n, "requests_seen", json!({})).await);
-        if let Some(entry) = seen
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["arguments"]["message"] == tag)
-        {
-            return entry["id"].clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the call tagged {tag:?} never reached the child: {seen}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Polls the fixture's `cancelled_seen` for up to 5 s until it contains `id`; returns the list.
-async fn wait_cancelled_at_child(http: &Http, url: &str, session: &str, id: &Value) -> Vec<Value> {
-    let deadline = Instant::now() + secs(5);
-    let mut n = 2000;
-    loop {
-        n += 1;
-        let seen = text_json(&call(http, url, session, n, "cancelled_seen", json!({})).await);
-        let seen = seen.as_array().unwrap().clone();
-        if seen.contains(id) || Instant::now() > deadline {
-            return seen;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn is_progress(m: &Value) -> bool {
     m["method"] == "notifications/progress"
@@ -135,45 +45,10 @@ fn keep_alives(items: &[SseItem]) -> usize {
         .count()
 }
 
-/// Asserts nothing but comments arrive on `stream` for `wait`.
-async fn assert_no_message(stream: &mut Streaming, wait: Duration, what: &str) {
-    if let Some((_, message)) = stream.next_message(wait).await {
-        panic!("{what} got a message it should not have: {message}");
-    }
-}
-
-/// Runs `task` in the background; its result comes back through the returned receiver.
-fn spawn<T: Send + 'static>(
-    task: impl std::future::Future<Output = T> + Send + 'static,
-) -> tokio::sync::oneshot::Receiver<T> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let _ = tx.send(task.await);
-    });
-    rx
-}
-
-async fn within<T>(rx: tokio::sync::oneshot::Receiver<T>, timeout: Duration, what: &str) -> T {
-    tokio::time::timeout(timeout, rx)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within {timeout:?}"))
-        .unwrap_or_else(|_| panic!("{what}: the task failed"))
-}
-
 fn root_of(url: &str) -> String {
     url.strip_suffix("/mcp")
         .expect("the URL ends in /mcp")
         .to_owned()
-}
-
-/// The value of `key=` on the client's `OK` line (or any line).
-fn field<'a>(out: &'a str, key: &str) -> &'a str {
-    let needle = format!("{key}=");
-    out.lines()
-        .rev()
-        .flat_map(|l| l.split(' '))
-        .find_map(|w| w.strip_prefix(needle.as_str()))
-        .unwrap_or_else(|| panic!("no {key}= in the client's output:\n{out}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -499,251 +374,7 @@ fn every_sdk_cancels_a_call_at_the_child() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 4. Server-to-client requests
-// ---------------------------------------------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sampling_request_from_the_child_goes_on_the_calls_stream_and_its_answer_back_under_the_childs_id()
- {
-    let mut bridge = Bridge::fixture(&[]);
-    let http = Http::new();
-    let (session, _) = http
-        .open_session_as(
-            &bridge.url,
-            "2025-06-18",
-            json!({"sampling": {}}),
-            "sampler",
-        )
-        .await;
-    let body = call_body(json!(1), "sample", json!({"prompt": "hello?"}), None);
-    let mut stream = http.open_post(&bridge.url, Some(&session), body).await;
-    assert!(
-        stream.is_sse(),
-        "an SSE stream: {:?}",
-        stream.header("content-type")
-    );
-    let (_, asked) = stream
-        .next_message(secs(10))
-        .await
-        .expect("the child's sampling request on the call's stream");
-    assert_eq!(asked["method"], "sampling/createMessage", "{asked}");
-    assert_eq!(asked["params"]["messages"][0]["content"]["text"], "hello?");
-    assert!(!asked["id"].is_null(), "{asked}");
-
-    let answer = json!({"jsonrpc": "2.0", "id": asked["id"], "result": {
-        "role": "assistant", "content": {"type": "text", "text": "from the raw client"},
-        "model": "test-model", "stopReason": "endTurn"}});
-    let reply = http
-        .post(&bridge.url, Some(&session), answer.to_string())
-        .await;
-    assert_eq!(reply.status, StatusCode::ACCEPTED);
-    assert!(reply.body.is_empty());
-
-    let (_, result) = stream
-        .next_message(secs(10))
-        .await
-        .expect("the call's answer");
-    assert_eq!(result["id"], 1);
-    let child_got = text_json(&result);
-    assert!(
-        child_got["id"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("fixture-"),
-        "the child gets the answer under its own id: {child_got}"
-    );
-    assert_eq!(
-        child_got["result"]["content"]["text"],
-        "from the raw client"
-    );
-    assert!(
-        stream.wait_end(secs(5)).await,
-        "the stream ends after the answer"
-    );
-    bridge.stop();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_server_request_goes_to_the_most_recent_call_of_a_session_that_declared_the_capability() {
-    let mut bridge = Bridge::fixture(&[]);
-    let http = Http::new();
-    let caps = json!({"sampling": {}});
-    let (older, _) = http
-        .open_session_as(&bridge.url, "2025-06-18", caps.clone(), "older")
-        .await;
-    let (newer, _) = http
-        .open_session_as(&bridge.url, "2025-06-18", caps, "newer")
-        .await;
-    let (asker, _) = http
-        .open_session_as(&bridge.url, "2025-06-18", json!({}), "asker")
-        .await;
-
-    let start = |session: String, id: i64, tool: &str, args: Value| {
-        let (http, url) = (http.clone(), bridge.url.clone());
-        let body = call_body(json!(id), tool, args, None);
-        spawn(async move { http.open_post(&url, Some(&session), body).await })
-    };
-    // Two capable sessions have a call in flight; the newer one started last.
-    let older_call = start(
-        older.clone(),
-        1,
-        "sleep",
-        json!({"ms": 5000, "message": "older"}),
-    );
-    child_id_of(&http, &bridge.url, &asker, "older").await;
-    let newer_call = start(
-        newer.clone(),
-        1,
-        "sleep",
-        json!({"ms": 5000, "message": "newer"}),
-    );
-    child_id_of(&http, &bridge.url, &asker, "newer").await;
-    // A session without the capability makes the child ask.
-    let asked = start(
-        asker.clone(),
-        7,
-        "sample",
-        json!({"prompt": "who answers?"}),
-    );
-
-    let mut newer_stream = within(newer_call, secs(10), "the newer call's stream").await;
-    assert!(
-        newer_stream.is_sse(),
-        "an SSE stream: {:?}",
-        newer_stream.header("content-type")
-    );
-    let (_, request) = newer_stream
-        .next_message(secs(10))
-        .await
-        .expect("the sampling request on the newest capable call's stream");
-    assert_eq!(request["method"], "sampling/createMessage", "{request}");
-    let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": {
-        "role": "assistant", "content": {"type": "text", "text": "the newer session answers"},
-        "model": "test-model"}});
-    let reply = http
-        .post(&bridge.url, Some(&newer), answer.to_string())
-        .await;
-    assert_eq!(reply.status, StatusCode::ACCEPTED);
-
-    let mut asked = within(asked, secs(10), "the asking call").await;
-    let answer = asked.messages(secs(10)).await.last().unwrap().clone();
-    let child_got = text_json(&answer);
-    assert_eq!(
-        child_got["result"]["content"]["text"], "the newer session answers",
-        "{child_got}"
-    );
-
-    let newer_rest = newer_stream.messages(secs(15)).await;
-    assert_eq!(tool_text(newer_rest.last().unwrap()), "newer");
-    let mut older_stream = within(older_call, secs(15), "the older call").await;
-    let older_messages = older_stream.messages(secs(15)).await;
-    assert_eq!(
-        older_messages.len(),
-        1,
-        "the older call only gets its answer: {older_messages:?}"
-    );
-    assert_eq!(tool_text(&older_messages[0]), "older");
-    bridge.stop();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_server_request_with_no_capable_call_in_flight_goes_to_a_capable_sessions_get_stream() {
-    let mut bridge = Bridge::fixture(&[]);
-    let http = Http::new();
-    let (capable, _) = http
-        .open_session_as(
-            &bridge.url,
-            "2025-06-18",
-            json!({"elicitation": {}}),
-            "capable",
-        )
-        .await;
-    let (other, _) = http
-        .open_session_as(&bridge.url, "2025-06-18", json!({}), "other")
-        .await;
-
-    // Nobody can answer yet (no call in flight, no GET stream): the child gets an error at once.
-    let started = Instant::now();
-    let refused = text_json(&call(&http, &bridge.url, &other, 1, "elicit", json!({})).await);
-    assert!(refused["error"]["code"].is_i64(), "{refused}");
-    assert!(started.elapsed() < secs(3), "{:?}", started.elapsed());
-
-    let mut capable_get = http.open_get_stream(&bridge.url, &capable, None).await;
-    assert_eq!(capable_get.status, StatusCode::OK);
-    assert!(
-        capable_get.is_sse(),
-        "an SSE stream: {:?}",
-        capable_get.header("content-type")
-    );
-    let mut other_get = http.open_get_stream(&bridge.url, &other, None).await;
-    assert_eq!(other_get.status, StatusCode::OK);
-
-    let asked = {
-        let (http, url, other) = (http.clone(), bridge.url.clone(), other.clone());
-        spawn(async move {
-            call(
-                &http,
-                &url,
-                &other,
-                2,
-                "elicit",
-                json!({"message": "name?"}),
-            )
-            .await
-        })
-    };
-    let (_, request) = capable_get
-        .next_message(secs(10))
-        .await
-        .expect("the elicitation request on the capable session's GET stream");
-    assert_eq!(request["method"], "elicitation/create", "{request}");
-    assert_eq!(request["params"]["message"], "name?");
-    let answer = json!({"jsonrpc": "2.0", "id": request["id"],
-                        "result": {"action": "accept", "content": {"name": "from GET"}}});
-    let reply = http
-        .post(&bridge.url, Some(&capable), answer.to_string())
-        .await;
-    assert_eq!(reply.status, StatusCode::ACCEPTED);
-
-    let child_got = text_json(&within(asked, secs(10), "the elicit call").await);
-    assert!(
-        child_got["id"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("fixture-"),
-        "{child_got}"
-    );
-    assert_eq!(
-        child_got["result"]["content"]["name"], "from GET",
-        "{child_got}"
-    );
-    assert_no_message(
-        &mut other_get,
-        Duration::from_millis(300),
-        "a session without the capability",
-    )
-    .await;
-    drop((capable_get, other_get));
-    bridge.stop();
-}
-
-#[test]
-fn every_sdk_answers_sampling_elicitation_and_roots_requests_from_the_child() {
-    let mut bridge = Bridge::fixture(&[]);
-    for sdk in ALL_SDKS {
-        for kind in ["sampling", "elicitation", "roots"] {
-            let out = run_client(sdk, &bridge.url, Opts::default(), &["server-request", kind]);
-            assert!(
-                field(&out, "child_request_id").starts_with("fixture-"),
-                "{out}"
-            );
-        }
-    }
-    bridge.stop();
-}
-
-// ---------------------------------------------------------------------------------------------
-// 5. The GET stream: notifications not tied to a request, logging
+// 4. The GET stream: notifications not tied to a request, logging
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -912,9 +543,13 @@ async fn a_second_get_stream_for_a_session_replaces_the_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_messages_follow_the_call_in_flight_or_else_the_get_stream_and_set_level_reaches_the_child()
  {
+    // Only a server of the session's own can say whose its log messages are: a client that
+    // declares roots gets one.
     let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
-    let session = http.open_session(&bridge.url).await;
+    let (session, _) = http
+        .open_session_as(&bridge.url, "2025-06-18", json!({"roots": {}}), "logs")
+        .await;
 
     let set = request(
         &http,
@@ -992,7 +627,9 @@ fn every_sdk_receives_list_changed_notifications() {
 
 #[test]
 fn every_sdk_receives_log_messages_and_its_log_level_reaches_the_child() {
-    let mut bridge = Bridge::fixture(&[]);
+    // The SDKs declare nothing for logs, so they share the warm server unless told otherwise;
+    // there nothing ties a log message to one client (see tests/routing.rs).
+    let mut bridge = Bridge::fixture(&["--isolate"]);
     for sdk in ALL_SDKS {
         run_client(sdk, &bridge.url, Opts::default(), &["logging"]);
     }
@@ -1000,7 +637,7 @@ fn every_sdk_receives_log_messages_and_its_log_level_reaches_the_child() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 6. Resource subscriptions
+// 5. Resource subscriptions
 // ---------------------------------------------------------------------------------------------
 
 async fn subscription(http: &Http, url: &str, session: &str, id: i64, method: &str, uri: &str) {
@@ -1093,7 +730,7 @@ fn every_sdk_gets_updates_for_a_resource_it_subscribed_to() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 7. Protocol versions: batches, the version header, legacy HTTP+SSE, stateless 2026-07-28
+// 6. Protocol versions: batches, the version header, legacy HTTP+SSE, stateless 2026-07-28
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1149,6 +786,36 @@ async fn batches_are_answered_in_2025_03_26_sessions_and_refused_in_newer_ones()
         .await;
     check(&reply, "with MCP-Protocol-Version: 2025-03-26");
 
+    // A call and a notification alone, answered at once (not when the client gives up).
+    let pair = json!([
+        {"jsonrpc": "2.0", "id": "b", "method": "tools/call",
+         "params": {"name": "echo", "arguments": {"message": "x"}}},
+        {"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}
+    ])
+    .to_string();
+    let started = Instant::now();
+    let reply = http.post(&bridge.url, Some(&old), pair.clone()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(tool_text(&reply.json()[0]), "x");
+    assert!(started.elapsed() < secs(5), "{:?}", started.elapsed());
+    // A client that takes only SSE gets the array as one event.
+    let reply = http
+        .send(
+            Method::POST,
+            &bridge.url,
+            &[
+                ("content-type", "application/json"),
+                ("accept", "text/event-stream"),
+                ("mcp-session-id", &old),
+            ],
+            pair,
+        )
+        .await;
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    let events = support::reply_messages(&reply);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(tool_text(&events[0][0]), "x");
+
     let notes =
         json!([{"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}]).to_string();
     let reply = http.post(&bridge.url, Some(&old), notes).await;
@@ -1159,6 +826,38 @@ async fn batches_are_answered_in_2025_03_26_sessions_and_refused_in_newer_ones()
     let reply = http.post(&bridge.url, Some(&new), batch).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.json()["error"]["code"].is_i64(), "{:?}", reply.body);
+    bridge.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_everything_answers_a_batch_of_a_call_and_a_notification_at_once() {
+    // Its roots/list_changed handler asks the client for its roots while the call runs.
+    let command = support::third_party::everything_command();
+    let mut args = vec!["--shutdown-timeout", "1", "--"];
+    args.extend(command.iter().map(String::as_str));
+    let mut bridge = Bridge::start(&args);
+    let http = Http::new();
+    let (old, _) = http
+        .open_session_as(
+            &bridge.url,
+            "2025-03-26",
+            json!({"roots": {"listChanged": true}}),
+            "old",
+        )
+        .await;
+    let pair = json!([
+        {"jsonrpc": "2.0", "id": "b", "method": "tools/call",
+         "params": {"name": "echo", "arguments": {"message": "x"}}},
+        {"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}
+    ])
+    .to_string();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let reply = http.post(&bridge.url, Some(&old), pair.clone()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        assert_eq!(tool_text(&reply.json()[0]), "Echo: x");
+        assert!(started.elapsed() < secs(5), "{:?}", started.elapsed());
+    }
     bridge.stop();
 }
 
@@ -1312,26 +1011,10 @@ fn every_sdk_connects_over_the_legacy_sse_transport() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_discover_and_stateless_2026_07_28_calls_work_without_a_session() {
-    let mut bridge = Bridge::fixture(&[]);
+    let mut bridge = Bridge::fixture(&["--max-protocol-version", "2026-07-28"]);
     let http = Http::new();
-    let meta = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1.0"},
-        "io.modelcontextprotocol/clientCapabilities": {}
-    });
-    // 2026-07-28 requests carry their method (and a tool's name) in headers as well.
-    let headers = |method: &'static str, name: Option<&'static str>| {
-        let mut headers = vec![
-            ("content-type", "application/json"),
-            ("accept", "application/json, text/event-stream"),
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", method),
-        ];
-        if let Some(name) = name {
-            headers.push(("mcp-name", name));
-        }
-        headers
-    };
+    let meta = stateless_meta();
+    let headers = stateless_headers;
     let discover = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover",
                           "params": {"_meta": meta}});
     let mut reply = http
@@ -1373,7 +1056,7 @@ async fn server_discover_and_stateless_2026_07_28_calls_work_without_a_session()
 
 #[test]
 fn python_sdk_2_speaks_stateless_2026_07_28_when_server_discover_succeeds() {
-    let mut bridge = Bridge::fixture(&[]);
+    let mut bridge = Bridge::fixture(&["--max-protocol-version", "2026-07-28"]);
     let out = run_client(
         Sdk::Python2,
         &bridge.url,
@@ -1399,7 +1082,7 @@ fn python_sdk_2_speaks_stateless_2026_07_28_when_server_discover_succeeds() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 8. --isolate: one child per session
+// 7. --isolate: one child per session
 // ---------------------------------------------------------------------------------------------
 
 async fn child_pid(http: &Http, url: &str, session: &str) -> i32 {

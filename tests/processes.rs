@@ -1,12 +1,14 @@
 //! The bridge as a process: clear one-line errors and exit codes for commands that cannot run,
-//! in-flight requests answered when the child dies, graceful stop, and no process left behind,
-//! not even when the bridge itself is SIGKILLed.
+//! in-flight requests answered when the child dies, graceful stop (calls finish, open streams
+//! end at once), no server process beyond what sessions need, and no process left behind, not
+//! even when the bridge itself is SIGKILLed.
 
 mod support;
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use hyper::{Method, StatusCode};
 use serde_json::json;
 use support::{BIN, Bridge, Http, assert_no_survivors, fixture_command, run_to_exit, tool_text};
 
@@ -196,4 +198,82 @@ fn the_demo_child_stops_with_the_bridge() {
     );
     assert!(bridge.stop_with(libc::SIGINT).success());
     assert_no_survivors(&children);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_open_event_streams_at_once_and_waits_only_for_calls() {
+    let mut bridge = Bridge::fixture(&[]);
+    let http = Http::new();
+    let session = http.open_session(&bridge.url).await;
+    let mut get = http.open_get_stream(&bridge.url, &session, None).await;
+    let legacy_url = bridge.url.replace("/mcp", "/sse");
+    let mut legacy = http
+        .open(
+            Method::GET,
+            &legacy_url,
+            &[("accept", "text/event-stream")],
+            "",
+        )
+        .await;
+    assert_eq!(legacy.status, StatusCode::OK);
+    let started = Instant::now();
+    let stopping = tokio::task::spawn_blocking(move || {
+        let status = bridge.stop();
+        (status, bridge.log())
+    });
+    assert!(
+        get.wait_end(Duration::from_secs(5)).await,
+        "the GET stream ends"
+    );
+    assert!(
+        legacy.wait_end(Duration::from_secs(5)).await,
+        "the legacy stream ends"
+    );
+    let (status, log) = stopping.await.unwrap();
+    assert!(status.success(), "{log}");
+    // The default --shutdown-timeout is 10 s: open streams with nothing owed must not hold it.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_isolate_a_server_runs_only_for_each_session() {
+    let mut bridge = Bridge::fixture(&["--isolate"]);
+    let servers = |pid: i32| {
+        support::descendants_of(pid)
+            .into_iter()
+            .filter(|p| {
+                // The server itself, not the guard whose command line names it too.
+                std::fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|cmdline| {
+                    cmdline.contains("fixture_server.py") && !cmdline.contains("\0guard\0")
+                })
+            })
+            .count()
+    };
+    let pid = bridge.pid();
+    // The server is checked at start (so a broken command is reported there), then stopped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while servers(pid) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(servers(pid), 0, "no server before the first session");
+    let http = Http::new();
+    let a = http.open_session(&bridge.url).await;
+    let _b = http.open_session(&bridge.url).await;
+    assert_eq!(servers(pid), 2, "one server per session");
+    let echo = http
+        .call_tool(&bridge.url, &a, json!(1), "echo", json!({"message": "own"}))
+        .await;
+    assert_eq!(tool_text(&echo), "own");
+    assert!(bridge.stop().success());
+}
+
+#[test]
+fn with_isolate_a_server_that_cannot_start_is_a_one_line_error_at_start() {
+    let (code, stderr) = run_to_exit(&["--port", "0", "--isolate", "--", "false"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("did not start"), "{stderr}");
 }

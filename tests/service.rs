@@ -261,6 +261,22 @@ async fn json_logs_carry_server_session_method_status_and_duration() {
     assert!(fields["server"].is_string());
     assert!(fields["session"].as_str().unwrap().len() == 8);
     assert!(fields["duration_ms"].as_f64().unwrap() > 0.0);
+    // Every line a log collector reads is JSON, the ready line included.
+    for line in log.lines() {
+        let parsed: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+        assert!(parsed["timestamp"].is_string(), "{line}");
+    }
+    let ready = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("mcp-bridge listening on http://"))
+        })
+        .unwrap_or_else(|| panic!("no JSON ready line in:\n{log}"));
+    assert_eq!(ready["fields"]["url"], bridge.url.as_str());
 }
 
 /// Renders `url` in headless Chromium (Debian's package) and returns the DOM once the page's

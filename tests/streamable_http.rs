@@ -385,7 +385,7 @@ async fn other_methods_are_405_with_allow_and_a_get_stream_needs_sse_and_a_sessi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_discover_names_every_version_and_the_childs_capabilities() {
-    let mut bridge = Bridge::start(&["--demo"]);
+    let mut bridge = Bridge::start(&["--demo", "--max-protocol-version", "2026-07-28"]);
     let http = Http::new();
     let reply = http
         .send(

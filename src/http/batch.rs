@@ -22,6 +22,7 @@ pub async fn post(
     body: &Bytes,
     session_id: Option<String>,
     version: Option<&'static str>,
+    accepts: Accepts,
     log: &mut RequestLog,
 ) -> Response<Body> {
     let elements: Vec<&RawValue> = match serde_json::from_slice(body) {
@@ -84,14 +85,15 @@ pub async fn post(
                     "invalid request: initialize must not be part of a batch",
                 )));
             }
-            Kind::Request { id, .. } => {
+            Kind::Request { id, method } => {
                 let outgoing = Outgoing {
                     body: &element,
                     id: &id,
+                    method: &method,
                     params: message.params,
                     session: Some(session.clone()),
                     can_stream: false,
-                    stateless: false,
+                    stateless: None,
                 };
                 pending.push(Call::start(bridge, outgoing).await.map_err(|r| r.message));
             }
@@ -135,11 +137,6 @@ pub async fn post(
         }
     }
     chunks.push(Bytes::from_static(b"]"));
-    streamable::respond(
-        Accepts {
-            json: true,
-            event_stream: false,
-        },
-        chunks,
-    )
+    // One JSON array, or one SSE event holding it for a client that takes only SSE.
+    streamable::respond(accepts, chunks)
 }

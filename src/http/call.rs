@@ -28,15 +28,18 @@ pub struct Outgoing<'a> {
     /// The client's whole message.
     pub body: &'a Bytes,
     pub id: &'a Id<'a>,
+    pub method: &'a str,
     pub params: Option<&'a RawValue>,
     pub session: Option<Arc<Session>>,
     /// The answer can become an SSE stream, so related messages are worth delivering.
     pub can_stream: bool,
-    /// A 2026-07-28 request, whose answer must take that revision's form.
-    pub stateless: bool,
+    /// For a 2026-07-28 request, whose answer must take that revision's form: who sent it
+    /// (see [`Origin::caller`]).
+    pub stateless: Option<u64>,
 }
 
-/// Why a call could not start: an HTTP status and the JSON-RPC error for the client.
+/// Why a call did not reach the child (or was answered by the bridge itself): an HTTP status
+/// and the JSON-RPC message for the client.
 #[derive(Debug)]
 pub struct Refused {
     pub status: StatusCode,
@@ -60,6 +63,8 @@ pub enum Step {
 pub struct Target {
     pub router: Arc<Router>,
     pub child: Child,
+    /// The warm child that every session without one of its own shares.
+    pub shared: bool,
 }
 
 /// The child serving `session`: its own with `--isolate`, else the shared one, waiting a while
@@ -69,13 +74,26 @@ pub async fn target(bridge: &Bridge, session: Option<&Arc<Session>>) -> Result<T
         return Ok(Target {
             router: isolated.router.clone(),
             child: isolated.child.clone(),
+            shared: false,
         });
     }
     let serving = bridge.supervisor.serving(bridge.wait_for_restart).await?;
     Ok(Target {
         router: bridge.router.clone(),
         child: serving.child.clone(),
+        shared: true,
     })
+}
+
+/// What becomes of the child's answer before the client gets it.
+enum Adapt {
+    AsIs,
+    /// Into the 2026-07-28 form.
+    Stateless,
+    /// The answer creates a task on the shared child: it belongs to this session.
+    RecordTask(Arc<Router>, Arc<Session>),
+    /// A `tasks/list` on the shared child: only this session's tasks.
+    OnlyTasksOf(Arc<Router>, Arc<Session>),
 }
 
 pub struct Call {
@@ -83,7 +101,7 @@ pub struct Call {
     client_id: Bytes,
     limit: Option<Duration>,
     deadline: Option<Pin<Box<Sleep>>>,
-    stateless: bool,
+    adapt: Adapt,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -115,17 +133,35 @@ impl Call {
         let Outgoing {
             body,
             id,
+            method,
             params,
             session,
             can_stream,
             stateless,
         } = outgoing;
-        let token = Fields::read_request(body, params).progress_token;
+        let fields = Fields::read_request(body, method, params);
+        let adapt = if target.shared {
+            tasks_on_shared_child(target, session.as_ref(), method, &fields).map_err(|why| {
+                Refused {
+                    status: StatusCode::OK,
+                    message: jsonrpc::error_response(Some(id.raw), code::INVALID_PARAMS, why),
+                    busy: false,
+                }
+            })?
+        } else {
+            Adapt::AsIs
+        };
+        let adapt = match (adapt, stateless) {
+            (Adapt::AsIs, Some(_)) => Adapt::Stateless,
+            (adapt, _) => adapt,
+        };
+        let token = fields.progress_token;
         let origin = Origin {
             session,
             client_id: body.slice(id.span.clone()),
             progress_token: token.as_ref().map(|t| body.slice(t.span.clone())),
             can_stream,
+            caller: stateless,
         };
         let mut ticket = target.router.mux.register(origin);
         let bridge_id = itoa::Buffer::new().format(ticket.id).to_owned();
@@ -150,7 +186,7 @@ impl Call {
             deadline: bridge
                 .request_timeout
                 .map(|limit| Box::pin(tokio::time::sleep(limit))),
-            stateless,
+            adapt,
             _permit: permit,
         })
     }
@@ -161,11 +197,7 @@ impl Call {
                 Delivery::Related(message) => Step::Related(message),
                 Delivery::Answer(answer) => {
                     let answer = answer.with_id(self.client_id.clone());
-                    Step::Final(if self.stateless {
-                        super::stateless::adapt_answer(answer)
-                    } else {
-                        answer
-                    })
+                    Step::Final(self.adapted(answer))
                 }
                 Delivery::Failed(why) => Step::Final(vec![self.error(&why)]),
                 Delivery::LongRunning => Step::LongRunning,
@@ -192,6 +224,30 @@ impl Call {
 
     pub async fn step(&mut self) -> Step {
         std::future::poll_fn(|cx| self.poll_step(cx)).await
+    }
+
+    fn adapted(&self, answer: Vec<Bytes>) -> Vec<Bytes> {
+        match &self.adapt {
+            Adapt::AsIs => answer,
+            Adapt::Stateless => super::stateless::adapt_answer(answer),
+            Adapt::RecordTask(router, session) => {
+                router.tasks.record_from_answer(&answer.concat(), session);
+                answer
+            }
+            Adapt::OnlyTasksOf(router, session) => router
+                .tasks
+                .only_tasks_of(answer, session)
+                .unwrap_or_else(|| {
+                    vec![
+                        self.error(&NoAnswer {
+                            code: code::INTERNAL_ERROR,
+                            message: "mcp-bridge: the MCP server's tasks/list answer could not be \
+                                  read, so it could not be narrowed to this session's tasks"
+                                .into(),
+                        }),
+                    ]
+                }),
+        }
     }
 
     fn error(&self, why: &NoAnswer) -> Bytes {
@@ -222,6 +278,44 @@ pub async fn nudge_long_calls(bridge: &Bridge) {
     }
 }
 
+/// Tasks on the shared child belong to the session that created them: a request naming
+/// another session's task is refused, a `tasks/list` is narrowed to the session's own, and a
+/// task-augmented request records who the new task is for. Sessionless (2026-07-28) clients
+/// cannot own a task there.
+fn tasks_on_shared_child(
+    target: &Target,
+    session: Option<&Arc<Session>>,
+    method: &str,
+    fields: &Fields<'_>,
+) -> Result<Adapt, &'static str> {
+    const NEEDS_A_SESSION: &str =
+        "mcp-bridge: tasks on a shared server belong to a session; this request has none";
+    let owned = |session: &Arc<Session>| {
+        fields
+            .task_id
+            .as_deref()
+            .is_some_and(|task| target.router.tasks.is_owned_by(task, session))
+    };
+    match (method, session) {
+        ("tasks/get" | "tasks/result" | "tasks/cancel", Some(session)) if owned(session) => {
+            Ok(Adapt::AsIs)
+        }
+        ("tasks/get" | "tasks/result" | "tasks/cancel", Some(_)) => {
+            Err("mcp-bridge: no such task in this session")
+        }
+        ("tasks/list", Some(session)) => {
+            Ok(Adapt::OnlyTasksOf(target.router.clone(), session.clone()))
+        }
+        (_, Some(session)) if fields.task_augmented => {
+            Ok(Adapt::RecordTask(target.router.clone(), session.clone()))
+        }
+        (method, None) if method.starts_with("tasks/") || fields.task_augmented => {
+            Err(NEEDS_A_SESSION)
+        }
+        _ => Ok(Adapt::AsIs),
+    }
+}
+
 /// The request was fine; the child could not take it. A JSON-RPC error in a 200 lets every
 /// client show the reason, where a 5xx would surface as a bare transport failure.
 pub fn child_gone(id: &Id<'_>, reason: &str) -> Refused {
@@ -233,11 +327,34 @@ pub fn child_gone(id: &Id<'_>, reason: &str) -> Refused {
     }
 }
 
+/// Whose requests a client's `notifications/cancelled` may name.
+#[derive(Clone, Copy)]
+pub enum Canceller<'a> {
+    Session(&'a Arc<Session>),
+    /// A sessionless (2026-07-28) client, known only by [`Origin::caller`].
+    Stateless(u64),
+}
+
+impl Canceller<'_> {
+    fn sent(&self, origin: &Origin) -> bool {
+        match self {
+            Canceller::Session(session) => origin
+                .session
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(s, session)),
+            Canceller::Stateless(caller) => {
+                origin.session.is_none() && origin.caller == Some(*caller)
+            }
+        }
+    }
+}
+
 /// Cancels the request a client names in its `notifications/cancelled`: the child gets the
-/// cancellation under the bridge id, and the client's pending answer ends with an error.
+/// cancellation under the bridge id, and the client's pending answer ends with an error. Only
+/// a request of the same client is cancelled, and only when exactly one matches.
 pub fn cancel_for_client(
     router: &Router,
-    session: &Arc<Session>,
+    canceller: Canceller<'_>,
     body: &[u8],
     params: Option<&RawValue>,
 ) -> bool {
@@ -245,12 +362,8 @@ pub fn cancel_for_client(
     let Some(request_id) = fields.request_id else {
         return false;
     };
-    let found = router.mux.find(|origin| {
-        origin.client_id == request_id.raw.as_bytes()
-            && origin
-                .session
-                .as_ref()
-                .is_some_and(|s| Arc::ptr_eq(s, session))
+    let found = router.mux.find_unique(|origin| {
+        origin.client_id == request_id.raw.as_bytes() && canceller.sent(origin)
     });
     let Some(bridge_id) = found else {
         return false;

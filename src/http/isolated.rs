@@ -1,11 +1,11 @@
-//! `initialize` under `--isolate`: a new child for the new session, handed the client's own
-//! `initialize`; its answer, not the cache, makes the session.
+//! `initialize` for a session that gets a child of its own (every session with `--isolate`;
+//! by default, clients that can answer the child's requests): a new child for the new session,
+//! handed the client's own `initialize`; its answer, not the cache, makes the session.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
-use serde_json::value::RawValue;
 
 use super::call::{self, Call, Outgoing, Refused, Step, Target};
 use super::streamable::{Accepts, refused, respond};
@@ -14,19 +14,19 @@ use crate::Bridge;
 use crate::isolate::{IsolateError, Isolated, Isolation};
 use crate::jsonrpc::{self, Id, code};
 use crate::protocol;
-use crate::session::{ClientCapabilities, NewSession, Session, Transport};
+use crate::session::{ClientHello, NewSession, Session, Transport};
 
 /// Starts the session's child and forwards the client's `initialize` to it. A result makes a
-/// session (for the streamable transport, a new one; for the legacy one, `legacy` is bound);
-/// an error, or no answer within `--startup-timeout`, stops the child and makes none.
+/// session (for the streamable transport, a new one; for the legacy one, `legacy` gets the
+/// child); an error, or no answer within `--startup-timeout`, stops the child and makes none.
 pub async fn initialize(
     bridge: &Bridge,
     isolation: &Isolation,
     outgoing: Outgoing<'_>,
+    hello: ClientHello,
     legacy: Option<&Arc<Session>>,
 ) -> Result<(Vec<Bytes>, Arc<Session>), Refused> {
     let id = outgoing.id;
-    let client = ClientCapabilities::from_initialize(outgoing.params);
     let isolated = isolation.spawn(&bridge.sessions).map_err(|e| match e {
         IsolateError::Full(_) => Refused {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -38,6 +38,7 @@ pub async fn initialize(
     let target = Target {
         router: isolated.router.clone(),
         child: isolated.child.clone(),
+        shared: false,
     };
     let answer = handshake(bridge, isolation, &target, outgoing).await;
     let version = answer
@@ -60,38 +61,48 @@ pub async fn initialize(
     };
     let session = match legacy {
         Some(session) => {
-            session.set_client(client);
+            // Two initialize on one stream race here: the first child stays, the other goes.
+            if session.isolated.set(isolated.clone()).is_err() {
+                isolated.stop(bridge.shutdown_grace);
+                return Err(already_initialized(id));
+            }
+            session.set_client(hello.capabilities);
             session.clone()
         }
         None => bridge.sessions.create(NewSession {
             protocol_version: version,
-            client,
+            client: hello.capabilities,
             transport: Transport::Streamable,
+            own_child: Some(isolated.clone()),
         }),
     };
     Isolated::bind(&isolated, &session, &bridge.sessions);
     Ok((answer, session))
 }
 
-/// The streamable transport's `initialize` under `--isolate`.
+/// A second `initialize` in a session that has its child already.
+pub fn already_initialized(id: &Id<'_>) -> Refused {
+    Refused {
+        status: StatusCode::OK,
+        message: jsonrpc::error_response(
+            Some(id.raw),
+            code::INVALID_REQUEST,
+            "invalid request: this session is initialized already; open a new one to start over",
+        ),
+        busy: false,
+    }
+}
+
+/// The streamable transport's `initialize` for a session with a child of its own.
 pub async fn respond_initialize(
     bridge: &Bridge,
     isolation: &Isolation,
-    body: &Bytes,
-    id: &Id<'_>,
-    params: Option<&RawValue>,
+    outgoing: Outgoing<'_>,
+    hello: ClientHello,
     accepts: Accepts,
     log: &mut RequestLog,
 ) -> http::Response<Body> {
-    let outgoing = Outgoing {
-        body,
-        id,
-        params,
-        session: None,
-        can_stream: false,
-        stateless: false,
-    };
-    match initialize(bridge, isolation, outgoing, None).await {
+    match initialize(bridge, isolation, outgoing, hello, None).await {
         Ok((answer, session)) => {
             let mut response = respond(accepts, answer);
             response.headers_mut().insert(

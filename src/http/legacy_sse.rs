@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
+use serde_json::value::RawValue;
 use tracing::debug;
 
 use super::call::{Call, Outgoing, Step};
@@ -15,18 +16,22 @@ use super::sse::{self, SessionStream};
 use super::streamable::{self, check_content_type, parse_message};
 use super::{Body, RequestLog, accepted, isolated, rpc_error};
 use crate::Bridge;
-use crate::jsonrpc::{Kind, code};
+use crate::jsonrpc::{Id, Kind, code};
 use crate::protocol;
-use crate::session::{ClientCapabilities, NewSession, Session, Transport};
+use crate::session::{ClientCapabilities, ClientHello, NewSession, Session, Transport};
 
 /// `GET /sse`: a new session and its stream, the `endpoint` event first (Dify gives up if it
 /// does not come within a second).
 pub fn open(bridge: &Arc<Bridge>, messages_path: &str, log: &mut RequestLog) -> Response<Body> {
+    if bridge.is_draining() {
+        return streamable::stopping();
+    }
     let session = bridge.sessions.create(NewSession {
         // Settled by the client's initialize, which comes later on this transport.
         protocol_version: protocol::KNOWN_VERSIONS[0],
         client: ClientCapabilities::default(),
         transport: Transport::LegacySse,
+        own_child: None,
     });
     log.session = Some(session.id.clone());
     let events = {
@@ -87,31 +92,7 @@ pub async fn post(
     log.rpc_method = message.method().map(str::to_owned);
     match message.kind {
         Kind::Request { id, method } if method == "initialize" => {
-            if let Some(isolation) = &bridge.isolation {
-                let outgoing = Outgoing {
-                    body: &body,
-                    id: &id,
-                    params: message.params,
-                    session: None,
-                    can_stream: false,
-                    stateless: false,
-                };
-                let answer =
-                    match isolated::initialize(bridge, isolation, outgoing, Some(&session)).await {
-                        Ok((answer, _)) => Bytes::from(answer.concat()),
-                        Err(refusal) => refusal.message,
-                    };
-                session.events().send(&answer);
-                return accepted();
-            }
-            let answer = match bridge.supervisor.serving(bridge.wait_for_restart).await {
-                Ok(serving) => {
-                    let requested = protocol::requested_version(message.params);
-                    session.set_client(ClientCapabilities::from_initialize(message.params));
-                    serving.hello.answer(id.raw, requested.as_deref()).0
-                }
-                Err(reason) => super::call::child_gone(&id, &reason).message,
-            };
+            let answer = initialize(bridge, &session, &body, &id, message.params).await;
             session.events().send(&answer);
         }
         Kind::Request { id, method } => {
@@ -130,13 +111,15 @@ pub async fn post(
             let outgoing = Outgoing {
                 body: &body,
                 id: &id,
+                method: &method,
                 params: message.params,
                 session: Some(session.clone()),
                 can_stream: true,
-                stateless: false,
+                stateless: None,
             };
             match Call::start(bridge, outgoing).await {
                 Ok(call) => {
+                    session.call_on_stream_started();
                     tokio::spawn(pump(call, session));
                 }
                 Err(refusal) => {
@@ -159,6 +142,53 @@ pub async fn post(
     accepted()
 }
 
+/// The answer to a legacy session's `initialize`: from a child of its own when the client gets
+/// one (once: a second `initialize` is refused), else from the cached handshake.
+async fn initialize(
+    bridge: &Bridge,
+    session: &Arc<Session>,
+    body: &Bytes,
+    id: &Id<'_>,
+    params: Option<&RawValue>,
+) -> Bytes {
+    if session.isolated.get().is_some() {
+        return isolated::already_initialized(id).message;
+    }
+    let hello = ClientHello::from_initialize(params);
+    if let Some(isolation) = &bridge.isolation
+        && bridge.settings.server_per_session.gives_own_child(&hello)
+    {
+        let outgoing = Outgoing {
+            body,
+            id,
+            method: "initialize",
+            params,
+            session: None,
+            can_stream: false,
+            stateless: None,
+        };
+        return match isolated::initialize(bridge, isolation, outgoing, hello, Some(session)).await {
+            Ok((answer, _)) => Bytes::from(answer.concat()),
+            Err(refusal) => refusal.message,
+        };
+    }
+    match bridge.supervisor.serving(bridge.wait_for_restart).await {
+        Ok(serving) => {
+            let requested = protocol::requested_version(params);
+            session.set_client(hello.capabilities);
+            serving
+                .hello
+                .answer(
+                    id.raw,
+                    requested.as_deref(),
+                    bridge.settings.max_protocol_version,
+                )
+                .0
+        }
+        Err(reason) => super::call::child_gone(id, &reason).message,
+    }
+}
+
 /// Moves what the child says about one request onto the session's stream, answer last.
 async fn pump(mut call: Call, session: Arc<Session>) {
     loop {
@@ -169,6 +199,7 @@ async fn pump(mut call: Call, session: Arc<Session>) {
             Step::LongRunning => {}
             Step::Final(chunks) => {
                 session.events().send(&chunks.concat());
+                session.call_on_stream_ended();
                 return;
             }
         }

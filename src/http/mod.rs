@@ -65,9 +65,9 @@ pub async fn serve(
         let Ok(slot) = connections.clone().acquire_owned().await else {
             break;
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok((stream, peer)) => (stream, Peer(peer.ip())),
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     warn!("accept failed: {e}");
@@ -80,8 +80,9 @@ pub async fn serve(
         // Small JSON-RPC answers must leave at once, not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
-        let service = service_fn(move |request| {
+        let service = service_fn(move |mut request: Request<Incoming>| {
             let gateway = gateway.clone();
+            request.extensions_mut().insert(peer);
             async move { Ok::<_, Infallible>(handle(&gateway, request).await) }
         });
         if let Some(tls) = tls::current() {
@@ -121,6 +122,10 @@ pub async fn serve(
         warn!("requests still open after {drain:?}; closing them");
     }
 }
+
+/// The address a request came from (in its extensions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Peer(pub std::net::IpAddr);
 
 /// What the request log line says beyond method, path and status.
 #[derive(Default)]

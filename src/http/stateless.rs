@@ -7,11 +7,12 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
+use tracing::debug;
 
 use super::access::base64_decode;
-use super::call::Outgoing;
+use super::call::{self, Canceller, Outgoing};
 use super::streamable::{self, Accepts, parse_message};
-use super::{Body, RequestLog, accepted, json, rpc_error};
+use super::{Body, Peer, RequestLog, accepted, json, rpc_error};
 use crate::Bridge;
 use crate::fields::Fields;
 use crate::jsonrpc::{self, Kind, code};
@@ -24,6 +25,7 @@ pub async fn post(
     log: &mut RequestLog,
 ) -> Response<Body> {
     let headers = request.headers().clone();
+    let caller = caller_of(&request);
     let body = match streamable::read_body(request, bridge.max_body_bytes).await {
         Ok(body) => body,
         Err(reject) => return reject.into_response(),
@@ -37,8 +39,21 @@ pub async fn post(
     log.rpc_method = message.method().map(str::to_owned);
     let (id, method) = match &message.kind {
         Kind::Request { id, method } => (id, method.as_ref()),
-        // This revision has no client notifications over HTTP (closing a stream cancels).
-        Kind::Notification { .. } => return accepted(),
+        // This revision has no client notifications over HTTP (closing a stream cancels), but
+        // a client that cancels by notification still means it.
+        Kind::Notification { method } => {
+            if method == "notifications/cancelled"
+                && !call::cancel_for_client(
+                    &bridge.router,
+                    Canceller::Stateless(caller),
+                    &body,
+                    message.params,
+                )
+            {
+                debug!("a sessionless notifications/cancelled names no single call of its sender");
+            }
+            return accepted();
+        }
         Kind::Response { id } => {
             return rpc_error(
                 StatusCode::BAD_REQUEST,
@@ -70,14 +85,34 @@ pub async fn post(
             let outgoing = Outgoing {
                 body: &body,
                 id,
+                method,
                 params: message.params,
                 session: None,
                 can_stream: accepts.event_stream,
-                stateless: true,
+                stateless: Some(caller),
             };
             streamable::answer(bridge, outgoing, accepts).await
         }
     }
+}
+
+/// Who sent a sessionless request, as far as the bridge can tell: its address and the
+/// credentials it presented, hashed with a key of this process's so nothing readable is kept.
+/// Only a request with the same caller can be cancelled by its id.
+fn caller_of(request: &Request<Incoming>) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut hasher = KEY.get_or_init(Default::default).build_hasher();
+    request.extensions().get::<Peer>().hash(&mut hasher);
+    for name in [http::header::AUTHORIZATION.as_str(), "x-api-key"] {
+        request
+            .headers()
+            .get(name)
+            .map(|value| value.as_bytes())
+            .hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// The request without the `io.modelcontextprotocol/*` keys of `_meta` (the 2026 revision's

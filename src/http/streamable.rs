@@ -12,16 +12,17 @@ use hyper::body::Incoming;
 use serde_json::value::RawValue;
 use tracing::debug;
 
-use super::call::{self, Call, Outgoing, Refused, Step};
+use super::call::{self, Call, Canceller, Outgoing, Refused, Step};
 use super::sse::{self, AnswerStream, SessionStream};
 use super::{
     Body, Reject, RequestLog, SESSION_HEADER, accepted, batch, isolated, rpc_error, stateless,
 };
 use crate::Bridge;
 use crate::fields::Fields;
+use crate::isolate::ServerPerSession;
 use crate::jsonrpc::{self, Id, Kind, code};
 use crate::protocol;
-use crate::session::{ClientCapabilities, NewSession, Session, Transport};
+use crate::session::{ClientHello, NewSession, Session, Transport};
 
 /// The header naming the protocol version a request speaks.
 pub const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -48,6 +49,15 @@ pub async fn post(
         Err(reject) => return reject.into_response(),
     };
     if version == Some(protocol::STATELESS_VERSION) {
+        if !bridge.offers_stateless() {
+            // As a server of the handshake era answers it, so that clients that speak both
+            // fall back to initialize. The body is read first: left unread, it would cost the
+            // client its kept-alive connection, on which its initialize is about to come.
+            if let Err(reject) = read_body(request, bridge.max_body_bytes).await {
+                return reject.into_response();
+            }
+            return unsupported_version(protocol::STATELESS_VERSION, bridge).into_response();
+        }
         return stateless::post(bridge, request, accepts, log).await;
     }
     let body = match read_body(request, bridge.max_body_bytes).await {
@@ -55,7 +65,7 @@ pub async fn post(
         Err(reject) => return reject.into_response(),
     };
     if jsonrpc::is_batch(&body) {
-        return batch::post(bridge, &body, session_id, version, log).await;
+        return batch::post(bridge, &body, session_id, version, accepts, log).await;
     }
     let message = match parse_message(&body) {
         Ok(message) => message,
@@ -65,21 +75,29 @@ pub async fn post(
 
     match &message.kind {
         Kind::Request { id, method } if method == "initialize" => {
-            if let Some(isolation) = &bridge.isolation {
-                return isolated::respond_initialize(
-                    bridge,
-                    isolation,
-                    &body,
+            let hello = ClientHello::from_initialize(message.params);
+            if let Some(isolation) = &bridge.isolation
+                && bridge.settings.server_per_session.gives_own_child(&hello)
+            {
+                let outgoing = Outgoing {
+                    body: &body,
                     id,
-                    message.params,
-                    accepts,
-                    log,
+                    method: "initialize",
+                    params: message.params,
+                    session: None,
+                    can_stream: false,
+                    stateless: None,
+                };
+                return isolated::respond_initialize(
+                    bridge, isolation, outgoing, hello, accepts, log,
                 )
                 .await;
             }
-            return initialize(bridge, id, message.params, accepts, log).await;
+            return initialize(bridge, id, message.params, hello, accepts, log).await;
         }
-        Kind::Request { id, method } if method == "server/discover" && session_id.is_none() => {
+        Kind::Request { id, method }
+            if method == "server/discover" && session_id.is_none() && bridge.offers_stateless() =>
+        {
             return stateless::discover(bridge, id.raw).await;
         }
         _ => {}
@@ -100,10 +118,11 @@ pub async fn post(
             let outgoing = Outgoing {
                 body: &body,
                 id: &id,
+                method: &method,
                 params: message.params,
                 session: Some(session),
                 can_stream: accepts.event_stream,
-                stateless: false,
+                stateless: None,
             };
             answer(bridge, outgoing, accepts).await
         }
@@ -183,7 +202,8 @@ pub async fn notification(
         // A shared child heard it once, from the bridge; an isolated one hears its client's.
         "notifications/initialized" if isolated.is_none() => {}
         "notifications/cancelled" => {
-            if !call::cancel_for_client(bridge.router_for(session), session, body, params) {
+            let canceller = Canceller::Session(session);
+            if !call::cancel_for_client(bridge.router_for(session), canceller, body, params) {
                 debug!("notifications/cancelled names no request of this session in flight");
             }
         }
@@ -284,6 +304,9 @@ pub fn get(bridge: &Bridge, request: &Request<Incoming>, log: &mut RequestLog) -
         Ok(session) => session,
         Err(none) => return none.response(None),
     };
+    if bridge.is_draining() {
+        return stopping();
+    }
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -295,10 +318,12 @@ pub fn get(bridge: &Bridge, request: &Request<Incoming>, log: &mut RequestLog) -
     )))
 }
 
+/// `initialize` for a session on the shared child: answered from the cached handshake.
 async fn initialize(
     bridge: &Bridge,
     id: &Id<'_>,
     params: Option<&RawValue>,
+    hello: ClientHello,
     accepts: Accepts,
     log: &mut RequestLog,
 ) -> Response<Body> {
@@ -307,11 +332,16 @@ async fn initialize(
         Err(reason) => return refused(call::child_gone(id, &reason), accepts),
     };
     let requested = protocol::requested_version(params);
-    let (answer, version) = serving.hello.answer(id.raw, requested.as_deref());
+    let (answer, version) = serving.hello.answer(
+        id.raw,
+        requested.as_deref(),
+        bridge.settings.max_protocol_version,
+    );
     let session = bridge.sessions.create(NewSession {
         protocol_version: version,
-        client: ClientCapabilities::from_initialize(params),
+        client: hello.capabilities,
         transport: Transport::Streamable,
+        own_child: None,
     });
     let mut response = respond(accepts, vec![answer]);
     response.headers_mut().insert(
@@ -476,6 +506,26 @@ pub fn version_header(headers: &HeaderMap) -> Result<Option<&'static str>, Rejec
         })
 }
 
+/// A version the bridge knows but does not offer here: refused with a `400` whose error is not
+/// one of the 2026 revision's, which is how a client that speaks both eras recognises a server
+/// of the handshake era and falls back to `initialize`.
+pub fn unsupported_version(version: &str, bridge: &Bridge) -> Reject {
+    let why = if bridge.settings.server_per_session == ServerPerSession::Always {
+        "every session runs a server of its own (--isolate), which needs a session"
+    } else {
+        "it is offered only with --max-protocol-version 2026-07-28"
+    };
+    Reject::new(
+        StatusCode::BAD_REQUEST,
+        code::INVALID_REQUEST,
+        format!(
+            "unsupported MCP-Protocol-Version {version:?} here ({why}); send initialize to use \
+             one of {}",
+            protocol::KNOWN_VERSIONS.join(", ")
+        ),
+    )
+}
+
 pub fn session_header(headers: &HeaderMap) -> Result<Option<&str>, Reject> {
     match headers.get(SESSION_HEADER) {
         None => Ok(None),
@@ -487,6 +537,20 @@ pub fn session_header(headers: &HeaderMap) -> Result<Option<&str>, Reject> {
             )
         }),
     }
+}
+
+/// `503`: the bridge is stopping and opens no new stream.
+pub fn stopping() -> Response<Body> {
+    let mut response = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        code::CHILD_UNAVAILABLE,
+        "mcp-bridge is stopping",
+    );
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 pub fn unknown_session(id: Option<&str>) -> Response<Body> {

@@ -27,10 +27,11 @@ Scenarios for the bridge's MCP features (against tests/fixtures/fixture_server.p
                                               fixture until BARRIER_COUNT such calls run), with a
                                               progress callback: exactly STEPS notifications, in
                                               order, each carrying TAG (no one else's)
-    server-request sampling|elicitation|roots connect with sampling, elicitation and roots
+    server-request sampling|elicitation|roots [TAG]
+                                              connect with sampling, elicitation and roots
                                               callbacks; call `sample` / `elicit` / `list_roots`:
-                                              the child must get this client's answer, under the
-                                              id it used
+                                              the child must get this client's answer (naming TAG),
+                                              under the id it used
     list-changed                              tools/resources/prompts list_changed notifications
                                               emitted by the child reach the message handler
                                               (the GET stream)
@@ -479,14 +480,16 @@ async def sc_progress_own(url: str, opts: argparse.Namespace, args: list[str]) -
 
 
 async def sc_server_request(url: str, opts: argparse.Namespace, args: list[str]) -> str:
-    need(args, 1, "server-request sampling|elicitation|roots")
+    if len(args) not in (1, 2):
+        need(args, 1, "server-request sampling|elicitation|roots [TAG]")
     kind = args[0]
     tools = {"sampling": "sample", "elicitation": "elicit", "roots": "list_roots"}
     if kind not in tools:
         print(f"usage: unknown kind {kind!r}", file=sys.stderr)
         sys.exit(2)
-    answer = f"answered by {SDK}"
-    root_uri = "file:///tmp/mcp-bridge-test-root"
+    tag = args[1] if len(args) > 1 else ""
+    answer = f"answered by {SDK} {tag}".strip()
+    root_uri = f"file:///tmp/mcp-bridge-test-root/{tag}".rstrip("/")
     calls: list[str] = []
 
     async def sampling(context: Any, params: Any) -> Any:

@@ -19,7 +19,9 @@
 // Scenarios for the bridge's MCP features (against tests/fixtures/fixture_server.py; see
 // python_sdk_client.py for what each checks):
 //   progress-own STEPS TAG BARRIER_NAME BARRIER_COUNT
-//   server-request sampling|elicitation|roots   (declares sampling, elicitation and roots)
+//   server-request sampling|elicitation|roots [TAG]
+//                                                (declares sampling, elicitation and roots; the
+//                                                answer names TAG)
 //   list-changed
 //   logging
 //   subscribe URI
@@ -359,12 +361,12 @@ Object.assign(scenarios, {
   },
 
   async 'server-request'() {
-    need(1, 'server-request sampling|elicitation|roots');
-    const [kind] = args;
+    if (args.length !== 1 && args.length !== 2) need(1, 'server-request sampling|elicitation|roots [TAG]');
+    const [kind, tag = ''] = args;
     const tools = { sampling: 'sample', elicitation: 'elicit', roots: 'list_roots' };
     if (!tools[kind]) fail(`unknown kind ${kind}`, 2);
-    const answer = `answered by ${SDK}`;
-    const rootUri = 'file:///tmp/mcp-bridge-test-root';
+    const answer = `answered by ${SDK} ${tag}`.trim();
+    const rootUri = tag ? `file:///tmp/mcp-bridge-test-root/${tag}` : 'file:///tmp/mcp-bridge-test-root';
     const calls = [];
     const setup = {
       capabilities: { sampling: {}, elicitation: { form: {} }, roots: { listChanged: true } },

@@ -15,8 +15,10 @@ use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+pub mod calls;
 pub mod nginx;
 pub mod sdk;
+pub mod third_party;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-bridge");
 
@@ -92,8 +94,8 @@ impl Bridge {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("mcp-bridge listening on ") {
-                    let _ = ready_tx.send(url.to_owned());
+                if let Some(url) = ready_url(&line) {
+                    let _ = ready_tx.send(url);
                 }
                 let mut log = log_writer.lock().unwrap();
                 log.push_str(&line);
@@ -191,6 +193,18 @@ impl Drop for Bridge {
             }
         }
     }
+}
+
+/// The URL of the bridge's ready line, as text or (`--log-format json`) as a JSON log line.
+pub fn ready_url(line: &str) -> Option<String> {
+    const READY: &str = "mcp-bridge listening on ";
+    if let Some(url) = line.strip_prefix(READY) {
+        return Some(url.to_owned());
+    }
+    let logged: Value = serde_json::from_str(line).ok()?;
+    let message = logged["fields"]["message"].as_str()?;
+    message.strip_prefix(READY)?;
+    logged["fields"]["url"].as_str().map(str::to_owned)
 }
 
 fn wait_timeout(process: &mut Child, timeout: Duration) -> ExitStatus {

@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+"""Drive an MCP endpoint with the third-party clients people connect with, to see what each one
+gets: fastmcp (its Client, default "auto" mode or "legacy"), pydantic-ai, the OpenAI Agents SDK,
+langchain-mcp-adapters, and mcp-remote (a stdio proxy, driven here by the Python SDK's stdio
+client). Run with the interpreter of .test-deps/third-party (fastmcp, pydantic-ai, openai-agents
+on the Python SDK 2.x), or of .test-deps/py1 for langchain-mcp-adapters (it needs the SDK 1.x):
+
+    .test-deps/third-party/bin/python tests/clients/third_party_client.py SCENARIO URL [ARGS...]
+
+The server behind URL is @modelcontextprotocol/server-everything unless a scenario says
+otherwise. Scenarios:
+
+    race N CALLS MODE        N fastmcp clients, each with its own sampling handler, make CALLS
+                             concurrent calls of trigger-sampling-request whose prompts name the
+                             client; one more client, with no handler, makes CALLS calls too.
+                             Reports own/total answers and every prompt a handler saw that was
+                             not its client's.
+    features MODE            one fastmcp client with sampling, elicitation, roots and log
+                             handlers: sampling, elicitation and roots requests answered by it,
+                             and a log message from the server. Reports the protocol.
+    tools MODE HANDLERS      the sorted tool names a fastmcp client sees; HANDLERS is `none` or
+                             `all` (sampling, elicitation with URL mode, roots).
+    pid MODE                 a fastmcp client calls the fixture server's `pid` tool twice and
+                             its `counter` tool twice (URL serves tests/fixtures/fixture_server.py).
+    pydantic-ai              pydantic-ai's MCPServerStreamableHTTP with a sampling model: lists
+                             tools, calls trigger-sampling-request.
+    openai-agents            the OpenAI Agents SDK's MCPServerStreamableHttp: lists tools, calls
+                             echo.
+    langchain                langchain-mcp-adapters' MultiServerMCPClient: loads the tools and
+                             calls echo.
+    mcp-remote MCP_REMOTE PROTOCOL
+                             `node MCP_REMOTE URL --transport http-only --protocol PROTOCOL`,
+                             used by the Python SDK's stdio client with sampling, elicitation,
+                             roots and log callbacks, as a desktop host would.
+
+Output: informational lines, then one final line `OK <json>`; exit 0. Failure: `FAIL: <reason>`
+on stderr, exit 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import warnings
+from typing import Any
+
+warnings.simplefilter("ignore")
+
+TIMEOUT = 60
+
+
+class Failure(Exception):
+    pass
+
+
+def ok(report: dict[str, Any]) -> None:
+    print("OK " + json.dumps(report, sort_keys=True), flush=True)
+
+
+def texts(result: Any) -> str:
+    """Every text content of a tool result, joined."""
+    content = getattr(result, "content", None) or []
+    return "\n".join(getattr(item, "text", "") or "" for item in content)
+
+
+async def wait_for_a_log(logs: list[str]) -> None:
+    """Waits up to 10 s for the server's log messages to reach the client."""
+    for _ in range(100):
+        if logs:
+            return
+        await asyncio.sleep(0.1)
+    raise Failure("no log message from the server within 10 s")
+
+
+# ---- fastmcp ------------------------------------------------------------------------------
+
+def fastmcp_client(url: str, mode: str, **handlers: Any) -> Any:
+    from fastmcp import Client
+
+    return Client(url, mode=mode, timeout=TIMEOUT, **handlers)
+
+
+async def sc_race(url: str, n: str, calls: str, mode: str) -> None:
+    clients, calls_each = int(n), int(calls)
+    foreign: list[str] = []
+    protocols: set[str] = set()
+
+    async def one(index: int) -> tuple[int, int]:
+        me = f"client-{index}"
+
+        async def sampling(messages: Any, params: Any, context: Any) -> str:
+            for message in messages:
+                text = getattr(message.content, "text", "")
+                if f"from {me} " not in text:
+                    foreign.append(f"{me} was asked: {text}")
+            return f"answer-of-{me}"
+
+        own = 0
+        async with fastmcp_client(url, mode, sampling_handler=sampling) as client:
+            protocols.add(str(client.protocol_version))
+
+            async def call(k: int) -> bool:
+                result = await client.call_tool(
+                    "trigger-sampling-request",
+                    {"prompt": f"from {me} call {k}: my salary is {index}23", "maxTokens": 5},
+                )
+                text = texts(result)
+                return f"answer-of-{me}" in text and text.count("answer-of-") == 1
+
+            answers = await asyncio.gather(*(call(k) for k in range(calls_each)))
+            own = sum(answers)
+        return own, calls_each
+
+    async def tools_only() -> list[str]:
+        outcomes = []
+        async with fastmcp_client(url, mode) as client:
+
+            async def call(k: int) -> str:
+                try:
+                    result = await client.call_tool(
+                        "trigger-sampling-request",
+                        {"prompt": f"from tools-only call {k}: my salary is 123", "maxTokens": 5},
+                        raise_on_error=False,
+                    )
+                    return texts(result)
+                except Exception as e:  # an error is the right outcome here
+                    return f"error: {e}"
+
+            outcomes = await asyncio.gather(*(call(k) for k in range(calls_each)))
+        return list(outcomes)
+
+    results = await asyncio.gather(*(one(i) for i in range(clients)), tools_only())
+    own = sum(r[0] for r in results[:-1])
+    total = sum(r[1] for r in results[:-1])
+    tools_only_outcomes = results[-1]
+    answered_for_tools_only = [o for o in tools_only_outcomes if "answer-of-" in o]
+    ok({
+        "own": own,
+        "total": total,
+        "foreign": foreign,
+        "protocols": sorted(protocols),
+        "tools_only_answered_by_others": answered_for_tools_only,
+        "tools_only_outcome": tools_only_outcomes[0][:300],
+    })
+
+
+async def sc_features(url: str, mode: str) -> None:
+    from mcp_types import ElicitResult
+
+    logs: list[str] = []
+    asked: list[str] = []
+
+    async def sampling(messages: Any, params: Any, context: Any) -> str:
+        asked.append("sampling")
+        return "sampled by the features client"
+
+    async def elicitation(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        asked.append("elicitation")
+        return ElicitResult(action="decline")
+
+    async def log(message: Any) -> None:
+        logs.append(str(message.data))
+
+    async with fastmcp_client(
+        url,
+        mode,
+        sampling_handler=sampling,
+        elicitation_handler=elicitation,
+        roots=["file:///tmp/features-root"],
+        log_handler=log,
+    ) as client:
+        protocol = str(client.protocol_version)
+        print(f"protocol={protocol}", flush=True)
+        sampled = texts(
+            await client.call_tool("trigger-sampling-request", {"prompt": "hi", "maxTokens": 5})
+        )
+        if "sampled by the features client" not in sampled:
+            raise Failure(f"sampling did not reach this client's handler: {sampled}")
+        elicited = texts(await client.call_tool("trigger-elicitation-request", {}))
+        if "decline" not in elicited.lower():
+            raise Failure(f"elicitation did not reach this client's handler: {elicited}")
+        roots = texts(await client.call_tool("get-roots-list", {}))
+        if "file:///tmp/features-root" not in roots:
+            raise Failure(f"roots/list did not reach this client: {roots}")
+        await client.set_logging_level("debug")
+        await client.call_tool("toggle-simulated-logging", {})
+        await wait_for_a_log(logs)
+        ok({"protocol": protocol, "asked": asked, "log": logs[0][:200]})
+
+
+async def sc_tools(url: str, mode: str, handlers: str) -> None:
+    from mcp_types import ElicitResult, SamplingCapability
+
+    kw: dict[str, Any] = {}
+    if handlers == "all":
+
+        async def sampling(messages: Any, params: Any, context: Any) -> str:
+            return "x"
+
+        async def elicitation(message: str, response_type: Any, params: Any, context: Any) -> Any:
+            return ElicitResult(action="decline")
+
+        kw = {
+            "sampling_handler": sampling,
+            "sampling_capabilities": SamplingCapability(),
+            "elicitation_handler": elicitation,
+            "roots": ["file:///tmp"],
+        }
+    async with fastmcp_client(url, mode, **kw) as client:
+        tools = sorted(tool.name for tool in await client.list_tools())
+        ok({"protocol": str(client.protocol_version), "tools": tools})
+
+
+async def sc_pid(url: str, mode: str) -> None:
+    async with fastmcp_client(url, mode) as client:
+        pids = [texts(await client.call_tool("pid", {})) for _ in range(2)]
+        counters = [texts(await client.call_tool("counter", {})) for _ in range(2)]
+        ok({"protocol": str(client.protocol_version), "pids": pids, "counters": counters})
+
+
+# ---- pydantic-ai, the OpenAI Agents SDK, langchain ------------------------------------------
+
+async def sc_pydantic_ai(url: str) -> None:
+    from pydantic_ai.mcp import MCPToolset
+    from pydantic_ai.messages import ModelResponse, TextPart
+    from pydantic_ai.models.function import FunctionModel
+
+    def answer(messages: Any, info: Any) -> ModelResponse:
+        return ModelResponse(parts=[TextPart("sampled by pydantic-ai")])
+
+    toolset = MCPToolset(url, sampling_model=FunctionModel(answer), read_timeout=TIMEOUT)
+    async with toolset:
+        tools = await toolset.list_tools()
+        result = await toolset.direct_call_tool(
+            "trigger-sampling-request", {"prompt": "hi", "maxTokens": 5}
+        )
+        text = json.dumps(result, default=str)
+        if "sampled by pydantic-ai" not in text:
+            raise Failure(f"sampling did not reach pydantic-ai's model: {text[:500]}")
+        client = getattr(toolset, "client", None) or getattr(toolset, "_client", None)
+        protocol = getattr(client, "protocol_version", None)
+        ok({"tools": len(tools), "protocol": str(protocol), "sampled": True})
+
+
+async def sc_openai_agents(url: str) -> None:
+    from agents.mcp import MCPServerStreamableHttp
+
+    server = MCPServerStreamableHttp(
+        params={"url": url, "timeout": TIMEOUT}, client_session_timeout_seconds=TIMEOUT
+    )
+    async with server:
+        tools = await server.list_tools()
+        result = await server.call_tool("echo", {"message": "from openai-agents"})
+        text = texts(result)
+        if "from openai-agents" not in text:
+            raise Failure(f"echo answered {text!r}")
+        protocol = server.server_initialize_result.protocol_version
+        ok({"tools": len(tools), "protocol": protocol, "text": text})
+
+
+async def sc_langchain(url: str) -> None:
+    from langchain_mcp_adapters.client import MultiServerMCPClient
+
+    client = MultiServerMCPClient({"bridge": {"url": url, "transport": "streamable_http"}})
+    tools = await client.get_tools()
+    echo = next((t for t in tools if t.name == "echo"), None)
+    if echo is None:
+        raise Failure(f"no echo tool among {[t.name for t in tools]}")
+    text = json.dumps(await echo.ainvoke({"message": "from langchain"}), default=str)
+    if "from langchain" not in text:
+        raise Failure(f"echo answered {text}")
+    ok({"tools": len(tools), "text": text[:200]})
+
+
+# ---- mcp-remote ---------------------------------------------------------------------------
+
+async def sc_mcp_remote(url: str, mcp_remote: str, protocol: str) -> None:
+    import mcp_types as mtypes
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    asked: list[str] = []
+    logs: list[str] = []
+
+    async def sampling(context: Any, params: Any) -> Any:
+        asked.append("sampling")
+        return mtypes.CreateMessageResult.model_validate(
+            {"role": "assistant", "content": {"type": "text", "text": "sampled through mcp-remote"},
+             "model": "test-model", "stopReason": "endTurn"}
+        )
+
+    async def elicitation(context: Any, params: Any) -> Any:
+        asked.append("elicitation")
+        return mtypes.ElicitResult.model_validate({"action": "decline"})
+
+    async def roots(context: Any) -> Any:
+        asked.append("roots")
+        return mtypes.ListRootsResult.model_validate({"roots": [{"uri": "file:///tmp/remote-root"}]})
+
+    async def logging(params: Any) -> None:
+        logs.append(str(params.data))
+
+    config = tempfile.mkdtemp(prefix="mcp-remote-")
+    server = StdioServerParameters(
+        command="node",
+        args=[mcp_remote, url, "--transport", "http-only", "--protocol", protocol],
+        env={**os.environ, "MCP_REMOTE_CONFIG_DIR": config},
+    )
+    async with stdio_client(server) as (read, write):
+        async with ClientSession(
+            read,
+            write,
+            sampling_callback=sampling,
+            elicitation_callback=elicitation,
+            list_roots_callback=roots,
+            logging_callback=logging,
+        ) as session:
+            hello = await session.initialize()
+            sampled = await session.call_tool(
+                "trigger-sampling-request", {"prompt": "hi", "maxTokens": 5}
+            )
+            if "sampled through mcp-remote" not in texts(sampled):
+                raise Failure(f"sampling did not reach the client: {texts(sampled)}")
+            listed = await session.call_tool("get-roots-list", {})
+            if "file:///tmp/remote-root" not in texts(listed):
+                raise Failure(f"roots/list did not reach the client: {texts(listed)}")
+            await session.set_logging_level("debug")
+            await session.call_tool("toggle-simulated-logging", {})
+            await wait_for_a_log(logs)
+            ok({"protocol": hello.protocol_version, "asked": asked, "log": logs[0][:200]})
+
+
+SCENARIOS = {
+    "race": sc_race,
+    "features": sc_features,
+    "tools": sc_tools,
+    "pid": sc_pid,
+    "pydantic-ai": sc_pydantic_ai,
+    "openai-agents": sc_openai_agents,
+    "langchain": sc_langchain,
+    "mcp-remote": sc_mcp_remote,
+}
+
+
+def main() -> None:
+    if len(sys.argv) < 3 or sys.argv[1] not in SCENARIOS:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    scenario, url, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+
+    async def bounded() -> None:
+        with_deadline = asyncio.wait_for(SCENARIOS[scenario](url, *args), TIMEOUT + 20)
+        await with_deadline
+
+    try:
+        asyncio.run(bounded())
+    except Failure as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        sys.exit(1)
+    except BaseException as e:  # noqa: BLE001 - any other failure, reported in one line
+        print(f"FAIL: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
