@@ -5,6 +5,7 @@
 //! goes to the owner alone. A session's own child needs none of this.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
@@ -19,6 +20,9 @@ const MAX_TASKS: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct TaskOwners {
     owners: Mutex<Owners>,
+    /// Whether any task is remembered, readable without the lock: most sessions (Dify's, one
+    /// call each) end with no task anywhere, and must not all queue on the lock to learn it.
+    any: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +65,7 @@ impl TaskOwners {
                 seq,
             },
         );
+        self.any.store(true, Ordering::Relaxed);
     }
 
     /// Whether `session` created `task_id`.
@@ -79,16 +84,17 @@ impl TaskOwners {
 
     /// A session ended: its tasks are no one's to see.
     pub fn session_ended(&self, session: &Arc<Session>) {
-        let mut owners = self.lock();
-        if owners.by_task.is_empty() {
+        if !self.any.load(Ordering::Relaxed) {
             return;
         }
+        let mut owners = self.lock();
         owners.by_task.retain(|_, owner| {
             owner
                 .session
                 .upgrade()
                 .is_some_and(|s| !Arc::ptr_eq(&s, session))
         });
+        self.any.store(!owners.by_task.is_empty(), Ordering::Relaxed);
     }
 
     /// Remembers the task an answer to a task-augmented request created (`result.task.taskId`).
