@@ -109,7 +109,10 @@ impl Child {
             .spawn()
             .map_err(spawn_error)?;
         let pid = process.id().expect("a just-spawned child has a pid") as i32;
-        let group = Arc::new(ProcessGroup { pgid: pid });
+        let group = Arc::new(ProcessGroup {
+            pgid: pid,
+            guarded: command.guard.is_some(),
+        });
         let name = command.name();
         info!(child = %name, pid, "started `{}`", command.display());
 
@@ -331,7 +334,12 @@ fn build_command(command: &ChildCommand, program: &Path) -> Command {
 #[derive(Debug)]
 struct ProcessGroup {
     pgid: i32,
+    /// Led by the guard, which also reaches the processes that left the group.
+    guarded: bool,
 }
+
+/// How long the guard gets to kill what left the group before the group itself is killed.
+const GUARD_CLEANUP: Duration = Duration::from_millis(300);
 
 impl ProcessGroup {
     fn signal(&self, signal: i32) {
@@ -341,8 +349,26 @@ impl ProcessGroup {
         }
     }
 
+    /// Kills everything the server started. The guard kills its descendants (those that left
+    /// the group with setsid too) and exits; the group is killed after a moment in any case, in
+    /// case the guard cannot.
     fn kill(&self) {
-        self.signal(libc::SIGKILL);
+        if !self.guarded {
+            self.signal(libc::SIGKILL);
+            return;
+        }
+        // SAFETY: kill has no memory-safety preconditions; the guard leads the group.
+        unsafe {
+            libc::kill(self.pgid, crate::guard::STOP_EVERYTHING);
+        }
+        let pgid = self.pgid;
+        std::thread::spawn(move || {
+            std::thread::sleep(GUARD_CLEANUP);
+            // SAFETY: as above.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        });
     }
 }
 

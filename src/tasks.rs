@@ -94,7 +94,8 @@ impl TaskOwners {
                 .upgrade()
                 .is_some_and(|s| !Arc::ptr_eq(&s, session))
         });
-        self.any.store(!owners.by_task.is_empty(), Ordering::Relaxed);
+        self.any
+            .store(!owners.by_task.is_empty(), Ordering::Relaxed);
     }
 
     /// Remembers the task an answer to a task-augmented request created (`result.task.taskId`).
