@@ -12,6 +12,7 @@ use crate::child::{ChildLimits, Exit};
 use crate::config::ServerSettings;
 use serde_json::Value;
 
+use crate::http::request_body::BodyLimits;
 use crate::isolate::{Isolation, ServerPerSession};
 use crate::metrics::{Metrics, ServerMetrics};
 use crate::mux::Origin;
@@ -32,7 +33,8 @@ pub struct Bridge {
     pub router: Arc<Router>,
     pub sessions: Arc<Sessions>,
     pub in_flight: Arc<Semaphore>,
-    pub max_body_bytes: usize,
+    /// The bounds on request bodies, shared by every server of the bridge.
+    pub bodies: Arc<BodyLimits>,
     pub request_timeout: Option<Duration>,
     pub stream_after: Duration,
     pub keep_alive: Duration,
@@ -57,6 +59,9 @@ pub struct Bridge {
     draining: std::sync::atomic::AtomicBool,
 }
 
+/// How long the status page waits for the child's tool list.
+const TOOLS_WITHIN: Duration = Duration::from_secs(5);
+
 /// How long the status page shows the same tool list before asking the child again.
 const TOOLS_FRESH_FOR: Duration = Duration::from_secs(10);
 
@@ -74,7 +79,7 @@ impl Bridge {
     /// exit when the restart policy says not to start it again.
     pub async fn start(
         settings: ServerSettings,
-        max_body_bytes: usize,
+        bodies: Arc<BodyLimits>,
         grace: Duration,
         start: Start,
         metrics: &Metrics,
@@ -135,7 +140,7 @@ impl Bridge {
             router,
             sessions,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
-            max_body_bytes,
+            bodies,
             request_timeout: settings.request_timeout,
             stream_after: settings.stream_after,
             keep_alive: settings.keep_alive,
@@ -242,16 +247,19 @@ impl Bridge {
             r#"{{"jsonrpc":"2.0","id":{},"method":"tools/list","params":{{}}}}"#,
             ticket.id
         );
-        serving
-            .child
-            .send(crate::jsonrpc::to_line(request.as_bytes()))
+        // The whole round trip is bounded: a child that reads nothing must not hold the page.
+        let asked = async {
+            serving
+                .child
+                .send(crate::jsonrpc::to_line(request.as_bytes()))
+                .await
+                .map_err(|e| e.to_string())?;
+            ticket.sent_through(serving.child.stdin().clone());
+            ticket.answer().await.map_err(|e| e.to_string())
+        };
+        let answer = tokio::time::timeout(TOOLS_WITHIN, asked)
             .await
-            .map_err(|e| e.to_string())?;
-        ticket.sent_through(serving.child.stdin().clone());
-        let answer = tokio::time::timeout(Duration::from_secs(5), ticket.answer())
-            .await
-            .map_err(|_| "the server did not list its tools within 5 s".to_owned())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| format!("the server did not list its tools within {TOOLS_WITHIN:?}"))??;
         let answer: Value = serde_json::from_slice(&answer.to_vec()).map_err(|e| e.to_string())?;
         let tools = answer["result"]["tools"].clone();
         if !tools.is_array() {

@@ -182,11 +182,16 @@ impl Child {
 
     /// Queues one line (ending in `\n`) for the child's stdin.
     pub async fn send(&self, line: Bytes) -> Result<(), ChildGone> {
+        self.send_pieces(vec![line]).await
+    }
+
+    /// Queues one line given in pieces (see [`Stdin::send_pieces`]).
+    pub async fn send_pieces(&self, pieces: Vec<Bytes>) -> Result<(), ChildGone> {
         if let Some(exit) = self.exit.borrow().as_ref() {
             return Err(ChildGone(exit.description.clone()));
         }
         self.stdin
-            .send(line)
+            .send_pieces(pieces)
             .await
             .map_err(|closed| ChildGone(closed.to_string()))
     }

@@ -134,6 +134,16 @@ pub struct Cli {
     #[arg(long, default_value_t = 4096, value_name = "N")]
     pub max_in_flight: usize,
 
+    /// Most connections open at once. At the limit the connection idle the longest is closed to
+    /// make room, so that clients which connect and send nothing cannot lock others out.
+    #[arg(long, default_value_t = 16 * 1024, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Seconds a new connection may take to send its first request's headers, whatever the
+    /// protocol (HTTP/1.1, h2c, TLS); then it is closed.
+    #[arg(long, default_value = "30", value_name = "SECS", value_parser = parse_seconds)]
+    pub header_timeout: Duration,
+
     /// Seconds after which a call still running is answered as an SSE stream (for clients
     /// that accept one), so keep-alives can flow; earlier if the server reports progress.
     #[arg(long, default_value = "3", value_name = "SECS", value_parser = parse_seconds)]
@@ -334,6 +344,8 @@ impl Cli {
         config.server.restart = self.restart;
         config.server.request_timeout = self.request_timeout;
         config.max_body_bytes = self.max_body;
+        config.max_connections = self.max_connections;
+        config.header_timeout = self.header_timeout;
         config.server.max_message_bytes = self.max_message_bytes;
         config.server.max_sessions = self.max_sessions;
         config.server.session_idle_timeout = self.session_ttl;

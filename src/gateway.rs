@@ -13,6 +13,8 @@ use tracing::{error, info, warn};
 use crate::bridge::{Bridge, Start};
 use crate::config::{self, ServerSettings};
 use crate::http::access::AccessPolicy;
+use crate::http::connections::Connections;
+use crate::http::request_body::BodyLimits;
 use crate::metrics::Metrics;
 
 /// Where a config file's servers come from, to read it again.
@@ -24,10 +26,12 @@ pub struct ConfigSource {
 
 pub struct Gateway {
     servers: RwLock<Arc<Vec<Arc<Bridge>>>>,
+    /// The listener's open connections.
+    pub connections: Arc<Connections>,
     pub access: AccessPolicy,
     pub metrics: Arc<Metrics>,
     pub json_logs: bool,
-    pub max_body_bytes: usize,
+    pub bodies: Arc<BodyLimits>,
     pub grace: Duration,
     source: Option<ConfigSource>,
 }
@@ -36,19 +40,18 @@ impl Gateway {
     pub fn new(
         servers: Vec<Arc<Bridge>>,
         metrics: Arc<Metrics>,
-        access: AccessPolicy,
-        json_logs: bool,
-        max_body_bytes: usize,
-        grace: Duration,
+        bodies: Arc<BodyLimits>,
+        config: &crate::Config,
         source: Option<ConfigSource>,
     ) -> Self {
         Self {
             servers: RwLock::new(Arc::new(servers)),
-            access,
+            connections: Connections::new(config.max_connections, config.header_timeout),
+            access: config.access.clone(),
             metrics,
-            json_logs,
-            max_body_bytes,
-            grace,
+            json_logs: config.json_logs,
+            bodies,
+            grace: config.shutdown_timeout,
             source,
         }
     }
@@ -110,7 +113,7 @@ impl Gateway {
                 existing => {
                     match Bridge::start(
                         settings.clone(),
-                        self.max_body_bytes,
+                        self.bodies.clone(),
                         self.grace,
                         Start::Background,
                         &self.metrics,

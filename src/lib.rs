@@ -73,6 +73,7 @@ use crate::config::{ConfigError, ServerSettings};
 use crate::gateway::{ConfigSource, Gateway};
 use crate::handshake::StartError;
 use crate::http::access::AccessPolicy;
+use crate::http::request_body::BodyLimits;
 use crate::http::tls::{Tls, TlsError, TlsFiles};
 use crate::metrics::Metrics;
 
@@ -92,6 +93,10 @@ pub struct Config {
     pub json_logs: bool,
     /// Serve HTTPS with this certificate chain and key (PEM), reloaded on SIGHUP.
     pub tls: Option<TlsFiles>,
+    /// Open connections at most; at the limit the one idle the longest makes room.
+    pub max_connections: usize,
+    /// How long a connection may take to send its first request's headers.
+    pub header_timeout: Duration,
 }
 
 impl Config {
@@ -104,6 +109,8 @@ impl Config {
             config_file: None,
             json_logs: false,
             tls: None,
+            max_connections: 16 * 1024,
+            header_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -140,10 +147,11 @@ pub async fn run(
     let grace = config.shutdown_timeout;
     let defaults = config.server.clone();
     let metrics = Arc::new(Metrics::new());
+    let bodies = Arc::new(BodyLimits::new(config.max_body_bytes));
     let (servers, supervision, source) = match &config.config_file {
         None => {
             let (bridge, supervision) = tokio::select! {
-                started = Bridge::start(defaults, config.max_body_bytes, grace, Start::Wait, &metrics) => started?,
+                started = Bridge::start(defaults, bodies.clone(), grace, Start::Wait, &metrics) => started?,
                 // Stopped while the server was still starting: dropping it kills it.
                 _ = &mut shutdown => return Ok(()),
             };
@@ -153,14 +161,9 @@ pub async fn run(
             let wanted = config::load(path, &defaults)?;
             let mut servers = Vec::new();
             for settings in wanted {
-                let (bridge, _supervision) = Bridge::start(
-                    settings,
-                    config.max_body_bytes,
-                    grace,
-                    Start::Background,
-                    &metrics,
-                )
-                .await?;
+                let (bridge, _supervision) =
+                    Bridge::start(settings, bodies.clone(), grace, Start::Background, &metrics)
+                        .await?;
                 servers.push(bridge);
             }
             let source = ConfigSource {
@@ -173,15 +176,8 @@ pub async fn run(
     if config.server.session_secret.is_some() {
         info!("session ids are signed: every replica with the same --session-secret accepts them");
     }
-    let gateway = Arc::new(Gateway::new(
-        servers,
-        metrics,
-        config.access,
-        config.json_logs,
-        config.max_body_bytes,
-        grace,
-        source,
-    ));
+    let json_logs = config.json_logs;
+    let gateway = Arc::new(Gateway::new(servers, metrics, bodies, &config, source));
     let address = listener.local_addr().ok();
     let stop = CancellationToken::new();
     let https = tls.is_some();
@@ -201,7 +197,7 @@ pub async fn run(
         {
             let url = endpoint_url_for(address, bridge.endpoint_path(), https);
             announce(
-                config.json_logs,
+                json_logs,
                 &format!("mcp-bridge serving {} at {url}", bridge.name),
                 &url,
             );
@@ -211,11 +207,7 @@ pub async fn run(
             None => "/".to_owned(),
         };
         let url = endpoint_url_for(address, &ready_path, https);
-        announce(
-            config.json_logs,
-            &format!("mcp-bridge listening on {url}"),
-            &url,
-        );
+        announce(json_logs, &format!("mcp-bridge listening on {url}"), &url);
     }
 
     let child_ended = async {

@@ -277,7 +277,7 @@ impl Router {
     fn child_notification(&self, line: &Bytes, method: &str, message: &Message<'_>) {
         match method {
             "notifications/progress" => {
-                let fields = Fields::read(line, message.params);
+                let fields = Fields::read(line, message.params).unwrap_or_default();
                 let Some(token) = fields.progress_token else {
                     return;
                 };
@@ -299,7 +299,7 @@ impl Router {
                 }
             }
             "notifications/resources/updated" => {
-                let fields = Fields::read(line, message.params);
+                let fields = Fields::read(line, message.params).unwrap_or_default();
                 let Some(uri) = fields.uri else {
                     return;
                 };
@@ -311,7 +311,7 @@ impl Router {
             }
             "notifications/cancelled" => self.child_cancelled(line, message),
             "notifications/tasks/status" if self.own_session().is_none() => {
-                let fields = Fields::read(line, message.params);
+                let fields = Fields::read(line, message.params).unwrap_or_default();
                 match fields.task_id.and_then(|task| self.tasks.owner(&task)) {
                     Some(owner) => {
                         owner.events().send(line);
@@ -340,7 +340,7 @@ impl Router {
 
     /// The child gave up on one of its own requests: the client answering it is told.
     fn child_cancelled(&self, line: &Bytes, message: &Message<'_>) {
-        let fields = Fields::read(line, message.params);
+        let fields = Fields::read(line, message.params).unwrap_or_default();
         let Some(child_id) = fields.request_id else {
             return;
         };
@@ -366,12 +366,15 @@ impl Router {
         }
     }
 
-    /// A client answered one of the child's requests: the answer goes to the child under the
-    /// child's own id. False if no such request is open for this session.
-    pub fn client_answer(&self, session: &Arc<Session>, id: &Id<'_>, body: &[u8]) -> bool {
-        let Some(server_id) = id.as_bridge_id() else {
-            return false;
-        };
+    /// A client answered one of the child's requests: the line to give the child (the answer
+    /// under the child's own id) and where; `None` if no such request is open for this session.
+    pub fn client_answer(
+        &self,
+        session: &Arc<Session>,
+        id: &Id<'_>,
+        body: &[u8],
+    ) -> Option<(Stdin, Bytes)> {
+        let server_id = id.as_bridge_id()?;
         let request = {
             let mut requests = self.server_requests.lock();
             match requests.get(&server_id) {
@@ -385,14 +388,9 @@ impl Router {
                 _ => None,
             }
         };
-        let Some(request) = request else {
-            return false;
-        };
+        let request = request?;
         let line = fields::splice_line(body, &mut [(id.span.clone(), request.child_id.as_bytes())]);
-        match self.stdin() {
-            Some(stdin) => stdin.send_now(line).is_ok(),
-            None => false,
-        }
+        Some((self.stdin()?, line))
     }
 
     /// Counts a session's subscription to `uri`; true if it is the first for this child (the
@@ -495,18 +493,19 @@ impl Router {
         );
         let method = method.to_owned();
         tokio::spawn(async move {
-            if stdin
-                .send(jsonrpc::to_line(request.as_bytes()))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            ticket.sent_through(stdin);
-            match tokio::time::timeout(Duration::from_secs(30), ticket.answer()).await {
+            // Sent and answered within the bound: a child that reads nothing holds no task.
+            let asked = async {
+                stdin
+                    .send(jsonrpc::to_line(request.as_bytes()))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ticket.sent_through(stdin);
+                ticket.answer().await.map_err(|e| e.to_string())
+            };
+            match tokio::time::timeout(Duration::from_secs(30), asked).await {
                 Ok(Ok(_)) => debug!("the child took the bridge's {method}"),
                 Ok(Err(e)) => warn!("the bridge's {method} failed: {e}"),
-                Err(_) => warn!("the child did not answer the bridge's {method}"),
+                Err(_) => warn!("the child did not take the bridge's {method} within 30 s"),
             }
         });
     }

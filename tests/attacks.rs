@@ -105,3 +105,450 @@ async fn a_server_that_closes_its_stdout_and_lives_on_is_noticed_at_once() {
     }
     bridge.stop();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Clients that hold connections for nothing
+// ---------------------------------------------------------------------------------------------
+
+/// What a connection that means no good sends, then it says nothing more.
+const SILENT: [(&str, &[u8]); 4] = [
+    ("no byte", b""),
+    ("half an HTTP/2 preface", b"PRI * HTTP/2.0\r\n"),
+    (
+        "an h2c preface and SETTINGS",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+    ),
+    (
+        "headers a byte short",
+        b"POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-type: appli",
+    ),
+];
+
+async fn open_silent(address: &str, kind: &[u8], count: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut held = Vec::new();
+    for _ in 0..count {
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("the listen backlog takes the connection");
+        if !kind.is_empty() {
+            let _ = stream.write_all(kind).await;
+        }
+        held.push(stream);
+    }
+    held
+}
+
+/// Whether the bridge closed `stream` (end of file or a reset) within `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // An answer (a 408, an HTTP/2 GOAWAY): read on to the end.
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn address_of(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("host:port")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn silent_connections_past_the_limit_never_lock_a_working_client_out() {
+    let mut bridge = Bridge::start(&["--demo", "--max-connections", "64", "--header-timeout", "2"]);
+    let address = address_of(&bridge.url);
+    let mut held = Vec::new();
+    for (_, kind) in SILENT {
+        held.extend(open_silent(&address, kind, 50).await);
+    }
+    withstood(
+        "silent connections opened against a limit of 64",
+        held.len(),
+    );
+    // A working client gets through at once: the idlest silent connection makes room.
+    let http = Http::new();
+    let started = Instant::now();
+    let health = http
+        .send(
+            hyper::Method::GET,
+            &bridge.url.replace("/mcp", "/healthz"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(health.status, hyper::StatusCode::OK);
+    let session = http.open_session(&bridge.url).await;
+    let echo = http
+        .call_tool(
+            &bridge.url,
+            &session,
+            json!(1),
+            "echo",
+            json!({"message": "through"}),
+        )
+        .await;
+    assert_eq!(tool_text(&echo), "through");
+    let through = started.elapsed();
+    assert!(through < secs(5), "{through:?}");
+    withstood(
+        "a working client past 200 silent connections, healthz then a call",
+        format!("{through:?}"),
+    );
+    // Each kind of silent connection is closed by the header timeout (2 s here, 30 s by
+    // default), whatever protocol it pretended to speak.
+    let started = Instant::now();
+    for (n, stream) in held.iter_mut().enumerate() {
+        assert!(
+            closed_within(stream, secs(6)).await,
+            "{} connection {n} still open",
+            SILENT[n / 50].0
+        );
+    }
+    withstood(
+        "200 silent connections closed, --header-timeout 2",
+        format!("{:?}", started.elapsed()),
+    );
+    bridge.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_body_that_never_comes_ends_in_a_408_and_holds_nobody_up() {
+    use tokio::io::AsyncWriteExt;
+    let mut bridge = Bridge::start(&["--demo", "--max-connections", "16"]);
+    let address = address_of(&bridge.url);
+    let mut trickling = Vec::new();
+    for _ in 0..32 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(
+                b"POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                  accept: application/json\r\ncontent-length: 10000000\r\n\r\n{",
+            )
+            .await
+            .unwrap();
+        trickling.push(stream);
+    }
+    // Past the limit, a working client still gets in: the slowest body makes room.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let http = Http::new();
+    let started = Instant::now();
+    let session = http.open_session(&bridge.url).await;
+    let echo = http
+        .call_tool(
+            &bridge.url,
+            &session,
+            json!(1),
+            "echo",
+            json!({"message": "in"}),
+        )
+        .await;
+    assert_eq!(tool_text(&echo), "in");
+    withstood(
+        "a working client past 32 bodies that never come (limit 16)",
+        format!("{:?}", started.elapsed()),
+    );
+    // The others end with a 408 after 15 s without a byte, or were closed to make room.
+    let started = Instant::now();
+    for stream in &mut trickling {
+        assert!(
+            closed_within(stream, secs(20)).await,
+            "a body that never comes holds its connection"
+        );
+    }
+    withstood(
+        "bodies that never come, all closed",
+        format!("{:?}", started.elapsed()),
+    );
+    bridge.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_thousand_silent_connections_at_the_default_limit_lock_nobody_out() {
+    let mut bridge = Bridge::start(&["--demo"]);
+    let address = address_of(&bridge.url);
+    // More than the default limit (16 384), as fast as they connect; the listen backlog holds
+    // the rest until they are let in.
+    let mut held = Vec::new();
+    let started = Instant::now();
+    while held.len() < 16_500 && started.elapsed() < secs(30) {
+        // A connect the backlog cannot take is retried by the kernel after a second.
+        match tokio::time::timeout(secs(3), tokio::net::TcpStream::connect(&address)).await {
+            Ok(Ok(stream)) => held.push(stream),
+            Ok(Err(e)) => panic!("connect failed after {}: {e}", held.len()),
+            Err(_) => {
+                // The listen backlog is full: every slot is taken and as many wait.
+                break;
+            }
+        }
+    }
+    assert!(
+        held.len() > 16_384,
+        "only {} connections opened",
+        held.len()
+    );
+    withstood(
+        "silent connections held open against the default limit",
+        held.len(),
+    );
+    let http = Http::new();
+    let started = Instant::now();
+    let health = http
+        .send(
+            hyper::Method::GET,
+            &bridge.url.replace("/mcp", "/healthz"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(health.status, hyper::StatusCode::OK);
+    let session = http.open_session(&bridge.url).await;
+    let echo = http
+        .call_tool(
+            &bridge.url,
+            &session,
+            json!(1),
+            "echo",
+            json!({"message": "through"}),
+        )
+        .await;
+    assert_eq!(tool_text(&echo), "through");
+    let through = started.elapsed();
+    withstood(
+        "a working client past them, healthz then a call",
+        format!("{through:?}"),
+    );
+    assert!(through < secs(10), "{through:?}");
+    drop(held);
+    bridge.stop();
+}
+
+/// The bridge's peak resident memory so far (VmHWM), in MiB.
+fn peak_rss_mib(pid: i32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_child_that_stops_reading_its_stdin_holds_nobody_past_request_timeout() {
+    let mut bridge = Bridge::fixture(&["--request-timeout", "3"]);
+    let http = Http::new();
+    let session = http.open_session(&bridge.url).await;
+    let stuck = http
+        .call_tool(&bridge.url, &session, json!(1), "stop_reading", json!({}))
+        .await;
+    assert_eq!(stuck["error"]["code"], -32001, "{stuck}");
+    // Forty calls of 8 MB each, side by side, into a stdin nobody reads.
+    let started = Instant::now();
+    let big = "x".repeat(8 * 1024 * 1024);
+    let mut calls = Vec::new();
+    for n in 0..40 {
+        let (http, url, big) = (http.clone(), bridge.url.clone(), big.clone());
+        calls.push(tokio::spawn(async move {
+            let session = http.open_session(&url).await;
+            let body = support::calls::call_body(json!(n), "echo", json!({"message": big}), None);
+            let reply = http.post(&url, Some(&session), body).await;
+            (reply.status, reply.json())
+        }));
+    }
+    let mut outcomes = std::collections::BTreeMap::new();
+    for call in calls {
+        let (status, answer) = call.await.unwrap();
+        let code = answer["error"]["code"].as_i64().unwrap_or(0);
+        *outcomes.entry((status.as_u16(), code)).or_insert(0) += 1;
+    }
+    let took = started.elapsed();
+    assert!(took < secs(10), "{took:?}");
+    assert!(
+        outcomes
+            .keys()
+            .all(|(status, code)| matches!((status, code), (200, -32001) | (503, -32003))),
+        "every call ends in a timeout or a busy refusal: {outcomes:?}"
+    );
+    let peak = peak_rss_mib(bridge.pid());
+    withstood(
+        "40 calls of 8 MB into a child that reads nothing, all answered",
+        format!("{took:?} ({outcomes:?})"),
+    );
+    withstood("peak RSS during them", format!("{peak:.0} MiB"));
+    assert!(peak < 400.0, "{peak:.0} MiB");
+    // A small call in a new session is answered within the timeout, and the status page too.
+    let started = Instant::now();
+    let fresh = http.open_session(&bridge.url).await;
+    let small = http
+        .call_tool(
+            &bridge.url,
+            &fresh,
+            json!(2),
+            "echo",
+            json!({"message": "small"}),
+        )
+        .await;
+    assert_eq!(small["error"]["code"], -32001, "{small}");
+    assert!(started.elapsed() < secs(5), "{:?}", started.elapsed());
+    withstood(
+        "a small call in a new session",
+        format!("{:?}", started.elapsed()),
+    );
+    let started = Instant::now();
+    let status = http
+        .send(
+            hyper::Method::GET,
+            &bridge.url.replace("/mcp", "/status.json"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(status.status, hyper::StatusCode::OK);
+    assert!(started.elapsed() < secs(7), "{:?}", started.elapsed());
+    bridge.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Params written to confuse
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn progress_tokens_behind_escapes_cannot_reach_another_sessions_call() {
+    let mut bridge = Bridge::fixture(&[]);
+    let http = Http::new();
+    let victim = http.open_session(&bridge.url).await;
+    let attacker = http.open_session(&bridge.url).await;
+    let body = support::calls::call_body(
+        json!(1),
+        "progress",
+        json!({"steps": 5, "ms": 300, "message": "mine"}),
+        Some(json!("victim-token")),
+    );
+    let mut stream = http.open_post(&bridge.url, Some(&victim), body).await;
+    // Tokens 1..40 are the bridge's own ids; written behind an escape they once reached the
+    // child unchanged, and its progress for them reached whoever had that id.
+    for n in 1..=40 {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"progress","arguments":{{"steps":1,"ms":1,"message":"spray"}},"_meta":{{"progress\u0054oken":{n}}}}}}}"#
+        );
+        let reply = http.post(&bridge.url, Some(&attacker), body).await;
+        assert_eq!(reply.status, hyper::StatusCode::OK);
+    }
+    let messages = stream.messages(secs(10)).await;
+    let foreign: Vec<_> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .filter(|m| {
+            m["params"]["progressToken"] != "victim-token"
+                || m["params"]["message"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("spray"))
+        })
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "another session's progress reached the call: {foreign:?}"
+    );
+    let own = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .count();
+    assert_eq!(own, 5, "{messages:?}");
+    bridge.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn params_with_a_routed_key_twice_are_refused_never_forwarded() {
+    let mut bridge = Bridge::fixture(&["--max-protocol-version", "2026-07-28"]);
+    let http = Http::new();
+    let keeper = http.open_session(&bridge.url).await;
+    let mut keeper_get = http.open_get_stream(&bridge.url, &keeper, None).await;
+    let subscribe =
+        r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"fixture://a"}}"#;
+    assert!(
+        http.post(&bridge.url, Some(&keeper), subscribe)
+            .await
+            .json()["result"]
+            .is_object()
+    );
+    let other = http.open_session(&bridge.url).await;
+    let subscribe_b =
+        r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"fixture://b"}}"#;
+    http.post(&bridge.url, Some(&other), subscribe_b).await;
+    // The bridge would count an unsubscribe of b; the child would read a.
+    let twice = r#"{"jsonrpc":"2.0","id":2,"method":"resources/unsubscribe","params":{"uri":"fixture://b","uri":"fixture://a"}}"#;
+    let refused = http.post(&bridge.url, Some(&other), twice).await.json();
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    let seen = support::calls::text_json(
+        &support::calls::call(
+            &http,
+            &bridge.url,
+            &other,
+            3,
+            "subscriptions_seen",
+            json!({}),
+        )
+        .await,
+    );
+    assert!(
+        !seen
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s[0] == "unsubscribe"),
+        "the child heard an unsubscribe: {seen}"
+    );
+    support::calls::call(
+        &http,
+        &bridge.url,
+        &other,
+        4,
+        "touch",
+        json!({"uri": "fixture://a"}),
+    )
+    .await;
+    let (_, update) = keeper_get
+        .next_message(secs(5))
+        .await
+        .expect("the keeper's subscription holds");
+    assert_eq!(update["params"]["uri"], "fixture://a");
+    // A stateless call whose body names two tools: refused, whatever Mcp-Name says.
+    let body = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "echo", "arguments": {"message": "x"}, "_meta": support::calls::stateless_meta()}})
+    .to_string()
+    .replacen(r#""name":"echo""#, r#""name":"echo","name":"crash""#, 1);
+    let reply = http
+        .send(
+            hyper::Method::POST,
+            &bridge.url,
+            &support::calls::stateless_headers("tools/call", Some("echo")),
+            body,
+        )
+        .await;
+    let code = reply.json()["error"]["code"].as_i64().unwrap_or(0);
+    assert!(
+        [-32602, -32020].contains(&code),
+        "refused: {:?}",
+        reply.body
+    );
+    let alive = support::calls::call(
+        &http,
+        &bridge.url,
+        &other,
+        6,
+        "echo",
+        json!({"message": "alive"}),
+    )
+    .await;
+    assert_eq!(tool_text(&alive), "alive", "the child ran neither tool");
+    drop(keeper_get);
+    bridge.stop();
+}

@@ -5,7 +5,6 @@
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::value::RawValue;
-use tracing::debug;
 
 use super::call::{Call, Outgoing, Step};
 use super::streamable::{self, Accepts};
@@ -101,12 +100,7 @@ pub async fn post(
                 streamable::notification(bridge, &session, &method, &element, message.params).await;
             }
             Kind::Response { id } => {
-                if !bridge
-                    .router_for(&session)
-                    .client_answer(&session, &id, &element)
-                {
-                    debug!("a batch answered id {}, which nothing waits on", id.raw);
-                }
+                streamable::client_answer(bridge, &session, &id, &element).await;
             }
         }
     }

@@ -10,6 +10,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
 
+use super::connections::InFlight;
+
 type Stream = Pin<Box<dyn hyper::body::Body<Data = Bytes, Error = Infallible> + Send>>;
 
 #[derive(Default)]
@@ -17,6 +19,8 @@ pub struct Body {
     chunks: VecDeque<Bytes>,
     remaining: u64,
     stream: Option<Stream>,
+    /// Marks its connection busy until the body is sent (or the client is gone).
+    in_flight: Option<InFlight>,
 }
 
 impl std::fmt::Debug for Body {
@@ -39,7 +43,7 @@ impl Body {
         Self {
             chunks,
             remaining,
-            stream: None,
+            ..Self::default()
         }
     }
 
@@ -51,6 +55,14 @@ impl Body {
             stream: Some(Box::pin(stream)),
             ..Self::default()
         }
+    }
+}
+
+impl Body {
+    /// The same body, keeping its connection marked busy while it is sent.
+    pub fn holding(mut self, in_flight: InFlight) -> Self {
+        self.in_flight = Some(in_flight);
+        self
     }
 }
 

@@ -107,10 +107,16 @@ pub struct Call {
 
 impl Call {
     pub async fn start(bridge: &Bridge, outgoing: Outgoing<'_>) -> Result<Call, Refused> {
-        let target = target(bridge, outgoing.session.as_ref())
+        // `--request-timeout` holds from here: a wait for a restarting child, or for room in
+        // the stdin of one that stopped reading, counts.
+        let deadline = bridge
+            .request_timeout
+            .map(|limit| tokio::time::Instant::now() + limit);
+        let target = within_deadline(deadline, target(bridge, outgoing.session.as_ref()))
             .await
+            .map_err(|_| timed_out(outgoing.id, bridge.request_timeout))?
             .map_err(|reason| child_gone(outgoing.id, &reason))?;
-        Self::start_on(bridge, &target, outgoing).await
+        Self::start_until(bridge, &target, outgoing, deadline).await
     }
 
     /// [`Call::start`] on a given child.
@@ -118,6 +124,18 @@ impl Call {
         bridge: &Bridge,
         target: &Target,
         outgoing: Outgoing<'_>,
+    ) -> Result<Call, Refused> {
+        let deadline = bridge
+            .request_timeout
+            .map(|limit| tokio::time::Instant::now() + limit);
+        Self::start_until(bridge, target, outgoing, deadline).await
+    }
+
+    async fn start_until(
+        bridge: &Bridge,
+        target: &Target,
+        outgoing: Outgoing<'_>,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<Call, Refused> {
         let Ok(permit) = bridge.in_flight.clone().try_acquire_owned() else {
             return Err(Refused {
@@ -139,7 +157,16 @@ impl Call {
             can_stream,
             stateless,
         } = outgoing;
-        let fields = Fields::read_request(body, method, params);
+        // What the bridge routes by must be what the child will read, or nothing is sent.
+        let fields = Fields::read_request(body, method, params).map_err(|unreadable| Refused {
+            status: StatusCode::OK,
+            message: jsonrpc::error_response(
+                Some(id.raw),
+                code::INVALID_PARAMS,
+                &unreadable.to_string(),
+            ),
+            busy: false,
+        })?;
         let adapt = if target.shared {
             tasks_on_shared_child(target, session.as_ref(), method, &fields).map_err(|why| {
                 Refused {
@@ -156,10 +183,14 @@ impl Call {
             (adapt, _) => adapt,
         };
         let token = fields.progress_token;
+        // Copies, not slices: a slice would keep the whole body (up to --max-body) alive for as
+        // long as the call runs.
         let origin = Origin {
             session,
-            client_id: body.slice(id.span.clone()),
-            progress_token: token.as_ref().map(|t| body.slice(t.span.clone())),
+            client_id: Bytes::copy_from_slice(&body[id.span.clone()]),
+            progress_token: token
+                .as_ref()
+                .map(|t| Bytes::copy_from_slice(&body[t.span.clone()])),
             can_stream,
             caller: stateless,
         };
@@ -169,23 +200,24 @@ impl Call {
         let line = match &token {
             // The child reports progress with the bridge id: unique, where clients' tokens may
             // collide.
-            Some(token) => fields::splice_line(
+            Some(token) => fields::splice_pieces(
                 body,
                 &mut [id_edit, (token.span.clone(), bridge_id.as_bytes())],
             ),
-            None => fields::splice_line(body, &mut [id_edit]),
+            None => fields::splice_pieces(body, &mut [id_edit]),
         };
-        if let Err(gone) = target.child.send(line).await {
-            return Err(child_gone(id, &gone.0));
+        match within_deadline(deadline, target.child.send_pieces(line)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(gone)) => return Err(child_gone(id, &gone.0)),
+            // Never written: nothing to cancel at the child.
+            Err(_) => return Err(timed_out(id, bridge.request_timeout)),
         }
         ticket.sent_through(target.child.stdin().clone());
         Ok(Call {
             ticket,
-            client_id: body.slice(id.span.clone()),
+            client_id: Bytes::copy_from_slice(&body[id.span.clone()]),
             limit: bridge.request_timeout,
-            deadline: bridge
-                .request_timeout
-                .map(|limit| Box::pin(tokio::time::sleep(limit))),
+            deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             adapt,
             _permit: permit,
         })
@@ -278,6 +310,34 @@ pub async fn nudge_long_calls(bridge: &Bridge) {
     }
 }
 
+/// `future`, or `Err` once `deadline` (if any) has passed.
+async fn within_deadline<T>(
+    deadline: Option<tokio::time::Instant>,
+    future: impl Future<Output = T>,
+) -> Result<T, tokio::time::error::Elapsed> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, future).await,
+        None => Ok(future.await),
+    }
+}
+
+/// The client's answer when `--request-timeout` passed before the request reached the child.
+fn timed_out(id: &Id<'_>, limit: Option<Duration>) -> Refused {
+    let limit = limit.unwrap_or_default();
+    Refused {
+        status: StatusCode::OK,
+        message: jsonrpc::error_response(
+            Some(id.raw),
+            code::REQUEST_TIMEOUT,
+            &format!(
+                "mcp-bridge: the MCP server did not take the request within {limit:?} \
+                 (--request-timeout): it is restarting or not reading its input"
+            ),
+        ),
+        busy: false,
+    }
+}
+
 /// Tasks on the shared child belong to the session that created them: a request naming
 /// another session's task is refused, a `tasks/list` is narrowed to the session's own, and a
 /// task-augmented request records who the new task is for. Sessionless (2026-07-28) clients
@@ -358,8 +418,12 @@ pub fn cancel_for_client(
     body: &[u8],
     params: Option<&RawValue>,
 ) -> bool {
-    let fields = Fields::read(body, params);
-    let Some(request_id) = fields.request_id else {
+    // One that cannot be read exactly is dropped, never forwarded as it is.
+    let Ok(Fields {
+        request_id: Some(request_id),
+        ..
+    }) = Fields::read(body, params)
+    else {
         return false;
     };
     let found = router.mux.find_unique(|origin| {

@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
-use tracing::debug;
 
 use super::call::{Call, Outgoing, Step};
 use super::sse::{self, SessionStream};
@@ -81,8 +80,8 @@ pub async fn post(
         Ok(session) if session.transport == Transport::LegacySse => session,
         Ok(_) | Err(_) => return streamable::unknown_session(None),
     };
-    let body = match streamable::read_body(request, bridge.max_body_bytes).await {
-        Ok(body) => body,
+    let (body, _held) = match bridge.bodies.read(request).await {
+        Ok(read) => (read.bytes.clone(), read),
         Err(reject) => return reject.into_response(),
     };
     let message = match parse_message(&body) {
@@ -131,12 +130,7 @@ pub async fn post(
             streamable::notification(bridge, &session, &method, &body, message.params).await;
         }
         Kind::Response { id } => {
-            if !bridge
-                .router_for(&session)
-                .client_answer(&session, &id, &body)
-            {
-                debug!("a client answered id {}, which nothing waits on", id.raw);
-            }
+            streamable::client_answer(bridge, &session, &id, &body).await;
         }
     }
     accepted()

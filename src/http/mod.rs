@@ -5,9 +5,11 @@ pub mod access;
 mod batch;
 mod body;
 mod call;
+pub mod connections;
 mod health;
 mod isolated;
 mod legacy_sse;
+pub mod request_body;
 mod sse;
 mod stateless;
 mod status;
@@ -29,7 +31,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -38,9 +39,9 @@ use crate::gateway::Gateway;
 use crate::jsonrpc;
 use access::Denied;
 
-/// Open connections at most; each costs a task and buffers.
-const MAX_CONNECTIONS: usize = 16 * 1024;
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// HTTP/2 pings a quiet connection this often, and gives up on it when a ping goes unanswered.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The session header, lower-cased as HTTP/2 requires and hyper stores it.
 pub const SESSION_HEADER: &str = "mcp-session-id";
@@ -52,17 +53,32 @@ pub async fn serve(
     stop: CancellationToken,
     drain: Duration,
 ) {
+    let connections = gateway.connections.clone();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // A client that opens a connection and never finishes its headers must not hold it forever.
+    // A client that opens a connection and never finishes its headers must not hold it forever
+    // (the connection sweep bounds every protocol, HTTP/2 and the detection of either included).
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(connections.first_request_within);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
     let graceful = GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let sweeper = {
+        let connections = connections.clone();
+        tokio::spawn(async move { connections.sweep_forever().await })
+    };
     loop {
-        // At the limit, new connections wait in the listen backlog instead of using memory.
-        let Ok(slot) = connections.clone().acquire_owned().await else {
+        // At the limit, the connection idle the longest makes room; with none idle, new
+        // connections wait in the listen backlog instead of using memory.
+        let admitted = tokio::select! {
+            admitted = connections.admit() => admitted,
+            _ = stop.cancelled() => break,
+        };
+        let Some(admitted) = admitted else {
             break;
         };
         let (stream, peer) = tokio::select! {
@@ -80,26 +96,39 @@ pub async fn serve(
         // Small JSON-RPC answers must leave at once, not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
+        let tracked = admitted.tracked.clone();
         let service = service_fn(move |mut request: Request<Incoming>| {
             let gateway = gateway.clone();
+            let in_flight = tracked.request_started();
             request.extensions_mut().insert(peer);
-            async move { Ok::<_, Infallible>(handle(&gateway, request).await) }
+            request.extensions_mut().insert(tracked.clone());
+            async move {
+                let response = handle(&gateway, request).await;
+                Ok::<_, Infallible>(response.map(|body| body.holding(in_flight)))
+            }
         });
+        let closing = admitted.tracked.closing().clone();
+        let stream = connections::Watched::new(stream, admitted.tracked.clone());
         if let Some(tls) = tls::current() {
             // HTTPS: the handshake (bounded in time) runs in the connection's own task, so a
             // slow or failing client (plain HTTP on this port) concerns itself alone.
             let builder = builder.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                if let Some(stream) = tls.handshake(stream).await {
+                if let Some(stream) = tls.handshake(stream, peer).await {
                     let connection = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .into_owned();
-                    if let Err(e) = watcher.watch(connection).await {
-                        debug!("connection ended with an error: {e}");
+                    tokio::select! {
+                        ended = watcher.watch(connection) => {
+                            if let Err(e) = ended {
+                                debug!("connection ended with an error: {e}");
+                            }
+                        }
+                        _ = closing.cancelled() => {}
                     }
                 }
-                drop(slot);
+                drop(admitted);
             });
             continue;
         }
@@ -108,10 +137,16 @@ pub async fn serve(
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                debug!("connection ended with an error: {e}");
+            tokio::select! {
+                ended = connection => {
+                    if let Err(e) = ended {
+                        debug!("connection ended with an error: {e}");
+                    }
+                }
+                // Dropping the connection closes its socket.
+                _ = closing.cancelled() => {}
             }
-            drop(slot);
+            drop(admitted);
         });
     }
     drop(listener);
@@ -121,6 +156,7 @@ pub async fn serve(
     {
         warn!("requests still open after {drain:?}; closing them");
     }
+    sweeper.abort();
 }
 
 /// The address a request came from (in its extensions).
@@ -350,6 +386,8 @@ pub struct Reject {
     pub status: StatusCode,
     pub code: i64,
     pub message: String,
+    /// Worth retrying shortly (`Retry-After: 1`).
+    pub busy: bool,
 }
 
 impl Reject {
@@ -358,11 +396,24 @@ impl Reject {
             status,
             code,
             message: message.into(),
+            busy: false,
         }
     }
 
+    /// The same refusal, with `Retry-After`.
+    pub fn retry_after(mut self) -> Self {
+        self.busy = true;
+        self
+    }
+
     pub fn into_response(self) -> Response<Body> {
-        rpc_error(self.status, None, self.code, &self.message)
+        let mut response = rpc_error(self.status, None, self.code, &self.message);
+        if self.busy {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

@@ -26,8 +26,8 @@ pub async fn post(
 ) -> Response<Body> {
     let headers = request.headers().clone();
     let caller = caller_of(&request);
-    let body = match streamable::read_body(request, bridge.max_body_bytes).await {
-        Ok(body) => body,
+    let (body, _held) = match bridge.bodies.read(request).await {
+        Ok(read) => (read.bytes.clone(), read),
         Err(reject) => return reject.into_response(),
     };
     // The child speaks a handshake-era version: it must not see the 2026 envelope.
@@ -63,7 +63,17 @@ pub async fn post(
             );
         }
     };
-    let fields = Fields::read(&body, message.params);
+    let fields = match Fields::read(&body, message.params) {
+        Ok(fields) => fields,
+        Err(unreadable) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                Some(id.raw),
+                code::INVALID_PARAMS,
+                &unreadable.to_string(),
+            );
+        }
+    };
     if let Err(mismatch) = check_headers(&headers, method, &fields) {
         return rpc_error(
             StatusCode::BAD_REQUEST,

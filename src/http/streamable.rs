@@ -4,10 +4,10 @@
 //! a GET stream per session; `DELETE` ending a session.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
 use tracing::debug;
@@ -53,15 +53,15 @@ pub async fn post(
             // As a server of the handshake era answers it, so that clients that speak both
             // fall back to initialize. The body is read first: left unread, it would cost the
             // client its kept-alive connection, on which its initialize is about to come.
-            if let Err(reject) = read_body(request, bridge.max_body_bytes).await {
+            if let Err(reject) = bridge.bodies.read(request).await {
                 return reject.into_response();
             }
             return unsupported_version(protocol::STATELESS_VERSION, bridge).into_response();
         }
         return stateless::post(bridge, request, accepts, log).await;
     }
-    let body = match read_body(request, bridge.max_body_bytes).await {
-        Ok(body) => body,
+    let (body, _held) = match bridge.bodies.read(request).await {
+        Ok(read) => (read.bytes.clone(), read),
         Err(reject) => return reject.into_response(),
     };
     if jsonrpc::is_batch(&body) {
@@ -131,15 +131,7 @@ pub async fn post(
             accepted()
         }
         Kind::Response { id } => {
-            if !bridge
-                .router_for(&session)
-                .client_answer(&session, &id, &body)
-            {
-                debug!(
-                    "a client answered id {}, which no request of the server's waits on",
-                    id.raw
-                );
-            }
+            client_answer(bridge, &session, &id, &body).await;
             accepted()
         }
     }
@@ -214,13 +206,36 @@ pub async fn notification(
             };
             match child {
                 Some(child) => {
-                    if let Err(gone) = child.send(jsonrpc::to_line(body)).await {
-                        debug!("{method} not delivered: {gone}");
+                    let sent = child.send(jsonrpc::to_line(body));
+                    match tokio::time::timeout(DELIVERY_TIMEOUT, sent).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(gone)) => debug!("{method} not delivered: {gone}"),
+                        Err(_) => debug!("{method} dropped: the MCP server reads nothing"),
                     }
                 }
                 None => debug!("{method} not delivered: the MCP server is restarting"),
             }
         }
+    }
+}
+
+/// How long a client's notification or answer may wait for room in the stdin of a child that
+/// reads slowly; then it is dropped (the child is reading nothing).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client's answer to one of the child's requests goes to the child, under the child's id.
+pub async fn client_answer(bridge: &Bridge, session: &Arc<Session>, id: &Id<'_>, body: &[u8]) {
+    let Some((stdin, line)) = bridge.router_for(session).client_answer(session, id, body) else {
+        debug!(
+            "a client answered id {}, which no request of the server's waits on",
+            id.raw
+        );
+        return;
+    };
+    match tokio::time::timeout(DELIVERY_TIMEOUT, stdin.send(line)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => debug!("a client's answer not delivered: the server is gone"),
+        Err(_) => debug!("a client's answer dropped: the server reads nothing"),
     }
 }
 
@@ -239,7 +254,19 @@ pub async fn subscription(
         "resources/unsubscribe" => false,
         _ => return None,
     };
-    let uri = Fields::read(body, params).uri?.into_owned();
+    let uri = match Fields::read(body, params) {
+        Ok(fields) => fields.uri?.into_owned(),
+        Err(unreadable) => {
+            return Some(super::json(
+                StatusCode::OK,
+                jsonrpc::error_response(
+                    Some(id.raw),
+                    code::INVALID_PARAMS,
+                    &unreadable.to_string(),
+                ),
+            ));
+        }
+    };
     let router = bridge.router_for(session);
     let tell_child = if subscribing {
         router.subscribe(session, &uri)
@@ -567,61 +594,4 @@ pub fn request_id<'a>(kind: &'a Kind<'_>) -> Option<&'a str> {
         Kind::Request { id, .. } => Some(id.raw),
         _ => None,
     }
-}
-
-/// How much of an over-limit body is read and thrown away so the client can read the `413`
-/// (a server that stops reading makes most clients fail on a broken pipe instead).
-const OVERSIZE_DRAIN_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Reads the whole body, never holding more than `limit` bytes of it: past the limit the rest
-/// is discarded and the answer is `413`.
-pub async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, Reject> {
-    let too_large = || {
-        Reject::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            code::INVALID_REQUEST,
-            format!("request body over the {limit} byte limit"),
-        )
-    };
-    let declared = request
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64 + OVERSIZE_DRAIN_BYTES) {
-        // Too big to be worth draining: answer now and let the connection close.
-        return Err(too_large());
-    }
-    let mut body = request.into_body();
-    let mut chunks: Vec<Bytes> = Vec::new();
-    let mut received: u64 = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            Reject::new(
-                StatusCode::BAD_REQUEST,
-                code::PARSE_ERROR,
-                format!("could not read the request body: {e}"),
-            )
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        received += data.len() as u64;
-        if received > limit as u64 + OVERSIZE_DRAIN_BYTES {
-            return Err(too_large());
-        }
-        if received > limit as u64 {
-            chunks.clear();
-        } else {
-            chunks.push(data);
-        }
-    }
-    if received > limit as u64 {
-        return Err(too_large());
-    }
-    Ok(match chunks.len() {
-        // Usually the whole body arrives as one chunk: hand it on without a copy.
-        1 => chunks.pop().expect("one chunk"),
-        _ => chunks.concat().into(),
-    })
 }

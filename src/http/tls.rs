@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
@@ -121,9 +120,11 @@ impl Tls {
     /// The TLS handshake on an accepted connection, bounded by [`HANDSHAKE_TIMEOUT`]. A failure
     /// (a plain-HTTP client, a client that distrusts the certificate, a scanner, a client that
     /// says nothing) concerns that connection alone: it is logged and `None` is returned.
-    pub async fn handshake(&self, stream: TcpStream) -> Option<TlsStream<TcpStream>> {
-        let peer = stream.peer_addr().ok();
-        let peer = peer.as_ref().map_or("?".to_owned(), ToString::to_string);
+    pub async fn handshake<IO>(&self, stream: IO, peer: super::Peer) -> Option<TlsStream<IO>>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let peer = peer.0;
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor().accept(stream)).await {
             Ok(Ok(stream)) => Some(stream),
             Ok(Err(e)) => {
