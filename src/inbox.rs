@@ -21,9 +21,11 @@ pub enum Delivery {
     LongRunning,
 }
 
-/// Related messages held for a reader that does not keep up; past it the oldest is dropped
-/// (progress is superseded by later progress anyway), so a chatty child cannot grow memory.
+/// Related messages held for a reader that does not keep up, in number and in bytes; past
+/// either the oldest is dropped (progress is superseded by later progress anyway), so a chatty
+/// child cannot grow memory.
 const RELATED_LIMIT: usize = 1024;
+const RELATED_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct Inbox {
@@ -37,20 +39,41 @@ struct State {
     next: Option<Delivery>,
     /// Deliveries after `next`, in order.
     queue: VecDeque<Delivery>,
+    /// The bytes of the related messages held.
+    related_bytes: usize,
     waker: Option<Waker>,
 }
 
+fn related_len(delivery: &Delivery) -> usize {
+    match delivery {
+        Delivery::Related(message) => message.len(),
+        _ => 0,
+    }
+}
+
 impl State {
-    fn drop_oldest_related(&mut self) {
-        if matches!(self.next, Some(Delivery::Related(_))) {
-            self.next = self.queue.pop_front();
-        } else if let Some(oldest) = self
-            .queue
-            .iter()
-            .position(|d| matches!(d, Delivery::Related(_)))
-        {
-            self.queue.remove(oldest);
+    fn drop_oldest_related(&mut self) -> bool {
+        let dropped = if matches!(self.next, Some(Delivery::Related(_))) {
+            std::mem::replace(&mut self.next, self.queue.pop_front())
+        } else {
+            self.queue
+                .iter()
+                .position(|d| matches!(d, Delivery::Related(_)))
+                .and_then(|oldest| self.queue.remove(oldest))
+        };
+        match dropped {
+            Some(dropped) => {
+                self.related_bytes -= related_len(&dropped);
+                true
+            }
+            None => false,
         }
+    }
+
+    fn take(&mut self) -> Option<Delivery> {
+        let delivery = self.next.take().or_else(|| self.queue.pop_front())?;
+        self.related_bytes -= related_len(&delivery);
+        Some(delivery)
     }
 }
 
@@ -58,10 +81,19 @@ impl Inbox {
     pub fn push(&self, delivery: Delivery) {
         let waker = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let held = state.queue.len() + usize::from(state.next.is_some());
-            if matches!(delivery, Delivery::Related(_)) && held >= RELATED_LIMIT {
-                state.drop_oldest_related();
-                tracing::debug!("a client is not reading its stream; dropped a message");
+            let size = related_len(&delivery);
+            if size > 0 {
+                let mut dropped = false;
+                while (state.queue.len() + usize::from(state.next.is_some()) >= RELATED_LIMIT
+                    || state.related_bytes + size > RELATED_BYTES)
+                    && state.drop_oldest_related()
+                {
+                    dropped = true;
+                }
+                if dropped {
+                    tracing::debug!("a client is not reading its stream; dropped messages");
+                }
+                state.related_bytes += size;
             }
             if state.next.is_none() && state.queue.is_empty() {
                 state.next = Some(delivery);
@@ -77,7 +109,7 @@ impl Inbox {
 
     pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Delivery> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match state.next.take().or_else(|| state.queue.pop_front()) {
+        match state.take() {
             Some(delivery) => Poll::Ready(delivery),
             None => {
                 match &mut state.waker {
@@ -132,6 +164,25 @@ mod tests {
         assert_eq!(
             state.queue.len() + usize::from(state.next.is_some()),
             RELATED_LIMIT + 1
+        );
+    }
+
+    #[test]
+    fn a_reader_that_never_reads_holds_a_bounded_number_of_bytes() {
+        let inbox = Inbox::default();
+        let big = Bytes::from(vec![b'p'; 100 * 1024]);
+        for _ in 0..1000 {
+            inbox.push(Delivery::Related(big.clone()));
+        }
+        let state = inbox.state.lock().unwrap();
+        assert!(
+            state.related_bytes <= RELATED_BYTES,
+            "{}",
+            state.related_bytes
+        );
+        assert_eq!(
+            state.related_bytes,
+            (state.queue.len() + usize::from(state.next.is_some())) * big.len()
         );
     }
 }

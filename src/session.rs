@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::events::EventStream;
+use crate::events::{EventStream, OWED_WAIT, ReplayBudget};
 use crate::isolate::Isolated;
 use crate::session_id::{Claims, SessionIds};
 
@@ -129,12 +129,36 @@ impl Session {
         self.calls_on_stream.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Calls whose answers are still owed on the event stream.
+    pub fn calls_on_stream(&self) -> usize {
+        self.calls_on_stream.load(Ordering::SeqCst)
+    }
+
     /// That answer came; a stopping bridge ends the stream after the last one.
     pub fn call_on_stream_ended(&self) {
         if self.calls_on_stream.fetch_sub(1, Ordering::SeqCst) == 1
             && self.draining.load(Ordering::SeqCst)
         {
             self.events().close();
+        }
+    }
+
+    /// Sends a message the client is owed (an answer on the legacy stream): it waits for a
+    /// slow reader, up to [`OWED_WAIT`], instead of dropping the stream; false if the client is
+    /// gone (its stream then ends, and with it the session).
+    pub async fn send_owed(&self, message: &[u8]) -> bool {
+        let Some(sink) = self.events().sink() else {
+            return false;
+        };
+        match tokio::time::timeout(OWED_WAIT, sink.reserve()).await {
+            Ok(Ok(room)) => {
+                self.events().send_reserved(room, message);
+                true
+            }
+            _ => {
+                self.events().close();
+                false
+            }
         }
     }
 
@@ -164,6 +188,8 @@ pub struct Sessions {
     taken_up: AtomicU64,
     /// When the table last said it was full (milliseconds since the epoch; 0: never).
     warned_full_at: AtomicU64,
+    /// What every session's event stream keeps for replay, together.
+    replay: Arc<ReplayBudget>,
 }
 
 /// At the session limit, this fraction of the limit is closed at once.
@@ -198,6 +224,7 @@ impl Sessions {
             ids,
             taken_up: AtomicU64::new(0),
             warned_full_at: AtomicU64::new(0),
+            replay: Arc::default(),
         }
     }
 
@@ -268,7 +295,7 @@ impl Sessions {
             client: Mutex::new(new.client),
             transport: new.transport,
             last_seen: AtomicU64::new(self.now()),
-            events: Mutex::default(),
+            events: Mutex::new(EventStream::new(self.replay.clone())),
             subscriptions: Mutex::default(),
             isolated,
             calls_on_stream: AtomicUsize::new(0),

@@ -271,66 +271,6 @@ async fn a_body_that_never_comes_ends_in_a_408_and_holds_nobody_up() {
     bridge.stop();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sixteen_thousand_silent_connections_at_the_default_limit_lock_nobody_out() {
-    let mut bridge = Bridge::start(&["--demo"]);
-    let address = address_of(&bridge.url);
-    // More than the default limit (16 384), as fast as they connect; the listen backlog holds
-    // the rest until they are let in.
-    let mut held = Vec::new();
-    let started = Instant::now();
-    while held.len() < 16_500 && started.elapsed() < secs(30) {
-        // A connect the backlog cannot take is retried by the kernel after a second.
-        match tokio::time::timeout(secs(3), tokio::net::TcpStream::connect(&address)).await {
-            Ok(Ok(stream)) => held.push(stream),
-            Ok(Err(e)) => panic!("connect failed after {}: {e}", held.len()),
-            Err(_) => {
-                // The listen backlog is full: every slot is taken and as many wait.
-                break;
-            }
-        }
-    }
-    assert!(
-        held.len() > 16_384,
-        "only {} connections opened",
-        held.len()
-    );
-    withstood(
-        "silent connections held open against the default limit",
-        held.len(),
-    );
-    let http = Http::new();
-    let started = Instant::now();
-    let health = http
-        .send(
-            hyper::Method::GET,
-            &bridge.url.replace("/mcp", "/healthz"),
-            &[],
-            "",
-        )
-        .await;
-    assert_eq!(health.status, hyper::StatusCode::OK);
-    let session = http.open_session(&bridge.url).await;
-    let echo = http
-        .call_tool(
-            &bridge.url,
-            &session,
-            json!(1),
-            "echo",
-            json!({"message": "through"}),
-        )
-        .await;
-    assert_eq!(tool_text(&echo), "through");
-    let through = started.elapsed();
-    withstood(
-        "a working client past them, healthz then a call",
-        format!("{through:?}"),
-    );
-    assert!(through < secs(10), "{through:?}");
-    drop(held);
-    bridge.stop();
-}
-
 /// The bridge's peak resident memory so far (VmHWM), in MiB.
 fn peak_rss_mib(pid: i32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -550,5 +490,206 @@ async fn params_with_a_routed_key_twice_are_refused_never_forwarded() {
     .await;
     assert_eq!(tool_text(&alive), "alive", "the child ran neither tool");
     drop(keeper_get);
+    bridge.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers that cannot be lost
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_the_legacy_transport_every_accepted_call_gets_its_answer_and_the_rest_an_error() {
+    use support::SseItem;
+    let mut bridge = Bridge::fixture(&[]);
+    let http = Http::new();
+    let root = bridge.url.trim_end_matches("/mcp").to_owned();
+    let mut sse = http
+        .open(
+            hyper::Method::GET,
+            &format!("{root}/sse"),
+            &[("accept", "text/event-stream")],
+            "",
+        )
+        .await;
+    let endpoint = loop {
+        match sse.next_item(secs(2)).await {
+            Some(SseItem::Event { data, .. }) => break data,
+            Some(_) => continue,
+            None => panic!("no endpoint event"),
+        }
+    };
+    let url = format!("{root}{endpoint}");
+    let init = support::initialize_body(0, "2024-11-05");
+    assert_eq!(
+        http.post(&url, None, init).await.status,
+        hyper::StatusCode::ACCEPTED
+    );
+    // 400 calls at once, none of whose answers is read until they are all sent.
+    let mut posts = Vec::new();
+    for n in 1..=400 {
+        let (http, url) = (http.clone(), url.clone());
+        posts.push(tokio::spawn(async move {
+            let body = support::calls::call_body(
+                json!(n),
+                "sleep",
+                json!({"ms": 200, "message": format!("call {n}")}),
+                None,
+            );
+            let reply = http.post(&url, None, body).await;
+            (n, reply.status, reply.body)
+        }));
+    }
+    let mut accepted = std::collections::BTreeSet::new();
+    let mut refused = 0;
+    for post in posts {
+        let (n, status, body) = post.await.unwrap();
+        match status {
+            hyper::StatusCode::ACCEPTED => {
+                accepted.insert(n);
+            }
+            hyper::StatusCode::SERVICE_UNAVAILABLE => {
+                let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(error["error"]["code"], -32003, "{error}");
+                refused += 1;
+            }
+            other => panic!("call {n}: {other}"),
+        }
+    }
+    let mut answered = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + secs(30);
+    while answered.len() < accepted.len() + 1 && Instant::now() < deadline {
+        match sse.next_message(secs(5)).await {
+            Some((_, message)) => {
+                if let Some(n) = message["id"].as_i64() {
+                    answered.insert(n);
+                }
+            }
+            None => break,
+        }
+    }
+    answered.remove(&0);
+    let lost: Vec<_> = accepted.difference(&answered).collect();
+    assert!(
+        lost.is_empty(),
+        "accepted calls with no answer on the stream: {lost:?}"
+    );
+    withstood(
+        "400 legacy SSE calls at once",
+        format!(
+            "{} answered on the stream, {refused} refused with 503",
+            answered.len()
+        ),
+    );
+    bridge.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readers that stall
+// ---------------------------------------------------------------------------------------------
+
+/// Sends a request on a raw connection that will never read its answer.
+async fn stalled_post(url: &str, session: &str, body: &str) -> tokio::net::TcpStream {
+    support::raw_post(
+        url,
+        &[
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+            ("mcp-session-id", session),
+        ],
+        body,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_post_whose_reader_stalls_holds_a_few_mib_and_is_closed() {
+    let mut bridge = Bridge::fixture(&["--log-level", "debug"]);
+    let http = Http::new();
+    let session = http.open_session(&bridge.url).await;
+    let before = peak_rss_mib(bridge.pid());
+    // 2000 progress notifications of 100 KB (200 MB) for a client that reads none of them.
+    let body = support::calls::call_body(
+        json!(1),
+        "flood",
+        json!({"method": "notifications/progress", "count": 2000, "bytes": 100_000}),
+        Some(json!("stalled")),
+    );
+    let mut stalled = stalled_post(&bridge.url, &session, &body).await;
+    // Read nothing for longer than the bridge waits on a reader (30 s); then what is left in
+    // the socket, and its end.
+    tokio::time::sleep(secs(33)).await;
+    let peak = peak_rss_mib(bridge.pid());
+    assert!(
+        closed_within(&mut stalled, secs(10)).await,
+        "a reader that takes nothing keeps its connection"
+    );
+    withstood(
+        "a POST whose reader stalls under 200 MB of progress",
+        "closed once 30 s passed without a byte taken",
+    );
+    withstood(
+        "peak RSS meanwhile",
+        format!("{peak:.0} MiB (from {before:.0})"),
+    );
+    assert!(peak - before < 80.0, "{before:.0} → {peak:.0} MiB");
+    // Others were served throughout. (A new client: this one's pool may hold a connection it
+    // opened ahead and never used, which the bridge closed after 30 s, as it should.)
+    let http = Http::new();
+    let echo = http
+        .try_send(
+            hyper::Method::POST,
+            &bridge.url,
+            &[
+                ("content-type", "application/json"),
+                ("accept", "application/json"),
+                ("mcp-session-id", session.as_str()),
+            ],
+            support::calls::call_body(json!(2), "echo", json!({"message": "ok"}), None),
+        )
+        .await;
+    if let Err(e) = &echo {
+        panic!("{e}; log:\n{}", bridge.log());
+    }
+    bridge.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn event_streams_that_nobody_reads_hold_a_few_mib_each() {
+    use tokio::io::AsyncWriteExt;
+    let mut bridge = Bridge::fixture(&[]);
+    let http = Http::new();
+    let address = address_of(&bridge.url);
+    let before = peak_rss_mib(bridge.pid());
+    let mut streams = Vec::new();
+    for _ in 0..10 {
+        let session = http.open_session(&bridge.url).await;
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let request = format!(
+            "GET /mcp HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\nmcp-session-id: {session}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        streams.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let caller = http.open_session(&bridge.url).await;
+    // 300 list changes of 100 KB each, to ten streams that read nothing: 300 MB if kept.
+    let flood = http
+        .call_tool(
+            &bridge.url,
+            &caller,
+            json!(1),
+            "flood",
+            json!({"method": "notifications/tools/list_changed", "count": 300, "bytes": 100_000}),
+        )
+        .await;
+    assert_eq!(tool_text(&flood), "flooded");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let peak = peak_rss_mib(bridge.pid());
+    withstood(
+        "10 event streams nobody reads, 300 broadcasts of 100 KB: peak RSS",
+        format!("{peak:.0} MiB (from {before:.0})"),
+    );
+    assert!(peak - before < 120.0, "{before:.0} → {peak:.0} MiB");
+    drop(streams);
     bridge.stop();
 }

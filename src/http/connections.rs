@@ -57,6 +57,9 @@ pub struct Tracked {
     close: CancellationToken,
 }
 
+/// A slot for a connection not yet accepted.
+pub struct Slot(OwnedSemaphorePermit);
+
 /// A connection's slot, given back (and the connection forgotten) when dropped.
 pub struct Admitted {
     pub tracked: Arc<Tracked>,
@@ -84,7 +87,7 @@ impl Connections {
     /// A slot for a connection about to be accepted. At the limit a connection that holds its
     /// slot for nothing is closed to make room (see [`Connections::make_room`]); with none,
     /// this waits for one to end (the new connection meanwhile waits in the listen backlog).
-    pub async fn admit(self: &Arc<Self>) -> Option<Admitted> {
+    pub async fn slot(self: &Arc<Self>) -> Option<Slot> {
         let slot = match self.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => loop {
@@ -98,6 +101,11 @@ impl Connections {
                 }
             },
         };
+        Some(Slot(slot))
+    }
+
+    /// Starts tracking a connection just accepted into `slot`: its clock starts now.
+    pub fn admit(self: &Arc<Self>, slot: Slot) -> Admitted {
         let now = self.now();
         let tracked = Arc::new(Tracked {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -111,11 +119,11 @@ impl Connections {
             close: CancellationToken::new(),
         });
         self.lock().insert(tracked.id, tracked.clone());
-        Some(Admitted {
+        Admitted {
             tracked,
             connections: self.clone(),
-            _slot: slot,
-        })
+            _slot: slot.0,
+        }
     }
 
     /// Connections open now.
@@ -177,13 +185,17 @@ impl Connections {
             }
             let blocked = connection.write_blocked_since.load(Ordering::Relaxed);
             let expired = if connection.requests.load(Ordering::Relaxed) > 0 {
-                blocked != 0 && now.saturating_sub(blocked) > stalled
+                (blocked != 0 && now.saturating_sub(blocked) > stalled)
+                    .then_some("its client read none of its answer for 30 s")
             } else if connection.served.load(Ordering::Relaxed) {
-                now.saturating_sub(connection.idle_since.load(Ordering::Relaxed)) > idle
+                (now.saturating_sub(connection.idle_since.load(Ordering::Relaxed)) > idle)
+                    .then_some("it was idle for 60 s")
             } else {
-                now.saturating_sub(connection.accepted) > first
+                (now.saturating_sub(connection.accepted) > first)
+                    .then_some("its first request did not come in time")
             };
-            if expired {
+            if let Some(why) = expired {
+                debug!("closing a connection: {why}");
                 connection.close.cancel();
                 closed += 1;
             }
@@ -351,14 +363,15 @@ mod tests {
     #[tokio::test]
     async fn at_the_limit_a_connection_that_sent_nothing_makes_room_and_a_busy_one_never_does() {
         let connections = Connections::new(2, Duration::from_secs(30));
-        let busy = connections.admit().await.unwrap();
+        let busy = connections.admit(connections.slot().await.unwrap());
         let _request = busy.tracked.request_started();
-        let idle = connections.admit().await.unwrap();
+        let idle = connections.admit(connections.slot().await.unwrap());
         let closing = idle.tracked.closing().clone();
         let admit = {
             let connections = connections.clone();
             tokio::spawn(async move {
-                tokio::time::timeout(Duration::from_secs(5), connections.admit()).await
+                let slot = tokio::time::timeout(Duration::from_secs(5), connections.slot()).await;
+                slot.map(|slot| slot.map(|slot| connections.admit(slot)))
             })
         };
         closing.cancelled().await;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
+use tracing::debug;
 
 use super::call::{Call, Outgoing, Step};
 use super::sse::{self, SessionStream};
@@ -18,6 +19,9 @@ use crate::Bridge;
 use crate::jsonrpc::{Id, Kind, code};
 use crate::protocol;
 use crate::session::{ClientCapabilities, ClientHello, NewSession, Session, Transport};
+
+/// Calls of one legacy session whose answers may be owed on its stream at once.
+const OWED_CALLS: usize = 64;
 
 /// `GET /sse`: a new session and its stream, the `endpoint` event first (Dify gives up if it
 /// does not come within a second).
@@ -92,7 +96,7 @@ pub async fn post(
     match message.kind {
         Kind::Request { id, method } if method == "initialize" => {
             let answer = initialize(bridge, &session, &body, &id, message.params).await;
-            session.events().send(&answer);
+            session.send_owed(&answer).await;
         }
         Kind::Request { id, method } => {
             if let Some(response) =
@@ -104,8 +108,26 @@ pub async fn post(
                     .await
                     .map(|body| body.to_bytes())
                     .unwrap_or_default();
-                session.events().send(&answer);
+                session.send_owed(&answer).await;
                 return accepted();
+            }
+            // Every answer must reach the stream: past this many owed, the POST itself is
+            // refused, where the client sees it.
+            if session.calls_on_stream() >= OWED_CALLS {
+                let mut refused = rpc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(id.raw),
+                    code::OVERLOADED,
+                    &format!(
+                        "too many calls of this session in flight ({OWED_CALLS}); retry once \
+                         answers arrive on the stream"
+                    ),
+                );
+                refused.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                );
+                return refused;
             }
             let outgoing = Outgoing {
                 body: &body,
@@ -122,7 +144,7 @@ pub async fn post(
                     tokio::spawn(pump(call, session));
                 }
                 Err(refusal) => {
-                    session.events().send(&refusal.message);
+                    session.send_owed(&refusal.message).await;
                 }
             }
         }
@@ -183,7 +205,8 @@ async fn initialize(
     }
 }
 
-/// Moves what the child says about one request onto the session's stream, answer last.
+/// Moves what the child says about one request onto the session's stream, answer last: the
+/// answer waits for a slow reader rather than being lost.
 async fn pump(mut call: Call, session: Arc<Session>) {
     loop {
         match call.step().await {
@@ -192,7 +215,9 @@ async fn pump(mut call: Call, session: Arc<Session>) {
             }
             Step::LongRunning => {}
             Step::Final(chunks) => {
-                session.events().send(&chunks.concat());
+                if !session.send_owed(&chunks.concat()).await {
+                    debug!("a legacy SSE client left before its answer");
+                }
                 session.call_on_stream_ended();
                 return;
             }

@@ -55,12 +55,14 @@ pub async fn serve(
 ) {
     let connections = gateway.connections.clone();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // A client that opens a connection and never finishes its headers must not hold it forever
-    // (the connection sweep bounds every protocol, HTTP/2 and the detection of either included).
+    // A client that opens a connection and never finishes its headers must not hold it: the
+    // connection sweep bounds every protocol (HTTP/2 and the detection of either included),
+    // and a kept-alive connection at 60 s rather than at hyper's header timeout, which would
+    // close it 30 s after its last answer, under clients that keep it longer.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(connections.first_request_within);
+        .header_read_timeout(None);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -74,11 +76,11 @@ pub async fn serve(
     loop {
         // At the limit, the connection idle the longest makes room; with none idle, new
         // connections wait in the listen backlog instead of using memory.
-        let admitted = tokio::select! {
-            admitted = connections.admit() => admitted,
+        let slot = tokio::select! {
+            slot = connections.slot() => slot,
             _ = stop.cancelled() => break,
         };
-        let Some(admitted) = admitted else {
+        let Some(slot) = slot else {
             break;
         };
         let (stream, peer) = tokio::select! {
@@ -95,6 +97,7 @@ pub async fn serve(
         };
         // Small JSON-RPC answers must leave at once, not wait for Nagle.
         let _ = stream.set_nodelay(true);
+        let admitted = connections.admit(slot);
         let gateway = gateway.clone();
         let tracked = admitted.tracked.clone();
         let service = service_fn(move |mut request: Request<Incoming>| {

@@ -12,12 +12,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 use hyper::body::Frame;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::Body;
 use super::call::{Call, Step};
-use crate::events::sse_event;
+use crate::events::{EventReceiver, sse_event};
 
 pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
@@ -115,14 +114,14 @@ impl hyper::body::Body for AnswerStream {
 /// A session's event stream: frames from its [`crate::events::EventStream`] as they come, until
 /// the client leaves or the session ends.
 pub struct SessionStream {
-    events: mpsc::Receiver<Bytes>,
+    events: EventReceiver,
     keep_alive: Interval,
     /// Runs when the client goes away (the legacy transport ends its session then).
     on_close: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl SessionStream {
-    pub fn new(events: mpsc::Receiver<Bytes>, keep_alive: Duration) -> Self {
+    pub fn new(events: EventReceiver, keep_alive: Duration) -> Self {
         Self {
             events,
             keep_alive: keep_alive_timer(keep_alive),

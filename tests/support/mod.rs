@@ -329,7 +329,12 @@ impl Default for Http {
 impl Http {
     pub fn new() -> Self {
         Self {
-            client: HyperClient::builder(TokioExecutor::new()).build_http(),
+            // Idle connections are given up well before the bridge's 60 s, as common clients
+            // do (httpx after 5 s), so a request never races the bridge closing one.
+            client: HyperClient::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(20))
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .build_http(),
         }
     }
 
