@@ -479,6 +479,15 @@ fn dispatch_long(mut pieces: Vec<Bytes>, name: &str, router: &Router, stdin: &St
         dispatch(Bytes::from(pieces.concat()), name, router, stdin);
         return;
     };
+    if sniffed.ambiguous {
+        fail_unreadable(
+            sniffed.bridge_id,
+            "it carries both result and error",
+            name,
+            router,
+        );
+        return;
+    }
     let (id_piece, id_span) = match sniffed.at {
         IdAt::Start(span) => (0, span),
         IdAt::End(span) => (pieces.len() - 1, span),
@@ -559,10 +568,23 @@ fn dispatch(line: Bytes, name: &str, router: &Router, stdin: &Stdin) {
     if text.trim_ascii_start().is_empty() {
         return;
     }
-    let line = line.slice(..text.len());
+    let mut line = line.slice(..text.len());
+    // A byte-order mark (Windows tools write one) is not part of the message.
+    if line.starts_with(b"\xEF\xBB\xBF") {
+        line = line.slice(3..);
+    }
     let message = match jsonrpc::parse(&line) {
         Ok(message) => message,
         Err(e) => {
+            // An answer that cannot be read (invalid UTF-8, both result and error, a duplicate
+            // key) still says, in its first and last bytes, which request it answers: that
+            // request gets an error rather than waiting forever.
+            let start = &line[..line.len().min(SNIFF_BYTES)];
+            let end = &line[line.len().saturating_sub(TAIL_BYTES)..];
+            if let Some(bridge_id) = jsonrpc::sniff_bridge_id(start, end) {
+                fail_unreadable(bridge_id, &e.to_string(), name, router);
+                return;
+            }
             warn!(child = %name, "skipping a stdout line that is not a JSON-RPC message ({e}): {}", preview(&line));
             router.noise(Noise::Stdout(&line));
             return;
@@ -580,6 +602,21 @@ fn dispatch(line: Bytes, name: &str, router: &Router, stdin: &Stdin) {
         return;
     }
     router.from_child(&line, &message, stdin);
+}
+
+/// The child answered request `bridge_id` with something that cannot be read: the client gets
+/// a JSON-RPC error saying so instead of a guess at what was meant.
+fn fail_unreadable(bridge_id: u64, why: &str, name: &str, router: &Router) {
+    let failed = router.mux.fail(
+        bridge_id,
+        NoAnswer {
+            code: jsonrpc::code::INTERNAL_ERROR,
+            message: format!("mcp-bridge: the MCP server's answer cannot be read: {why}"),
+        },
+    );
+    if failed {
+        warn!(child = %name, "an answer that cannot be read ({why}); its request got an error");
+    }
 }
 
 /// Logs the child's stderr line by line, remembering the last line for exit reports.

@@ -186,7 +186,10 @@ impl EventStream {
     /// Sends a frame that is not a numbered message (the legacy `endpoint` event).
     pub fn send_raw(&mut self, frame: Bytes) {
         if let Some(sink) = &self.sink {
-            let _ = sink.try_send(frame);
+            let length = frame.len();
+            if sink.try_send(frame).is_ok() {
+                self.unread.fetch_add(length, Ordering::Relaxed);
+            }
         }
     }
 
@@ -232,6 +235,16 @@ mod tests {
             taken += frame.len();
         }
         assert!(taken <= STREAM_BYTES, "{taken}");
+    }
+
+    #[test]
+    fn every_frame_read_was_counted_when_sent() {
+        let mut stream = EventStream::default();
+        let mut events = stream.open(None);
+        stream.send_raw(Bytes::from_static(b"event: endpoint\ndata: /messages\n\n"));
+        stream.send(b"{}");
+        while events.try_recv().is_some() {}
+        assert_eq!(stream.unread.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -71,7 +71,10 @@ impl Gateway {
     }
 
     /// Whether every server's child has completed its handshake, and each one's state.
-    pub fn readiness(&self) -> (bool, Value) {
+    ///
+    /// Why a server is not ready can quote its stderr (a database URL with its password, a
+    /// key): `with_reasons` only for a caller that presented the token.
+    pub fn readiness(&self, with_reasons: bool) -> (bool, Value) {
         let servers = self.servers();
         let mut ready = true;
         let mut states = serde_json::Map::new();
@@ -83,7 +86,7 @@ impl Gateway {
                 "restarts": status.restarts,
                 "endpoint": bridge.endpoint_path(),
             });
-            if let Some(reason) = status.reason {
+            if let Some(reason) = status.reason.filter(|_| with_reasons) {
                 state["reason"] = Value::from(reason);
             }
             states.insert(bridge.name.to_string(), state);

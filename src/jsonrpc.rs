@@ -175,6 +175,11 @@ fn parse_envelope(buf: &[u8], require_version: bool) -> Result<Message<'_>, Inva
         raw: raw.get(),
         span: span_of(buf, raw.get()),
     });
+    if envelope.result.is_some() && envelope.error.is_some() {
+        return Err(Invalid::NotJsonRpc(
+            "an answer with both \"result\" and \"error\"".into(),
+        ));
+    }
     let kind = match (id, envelope.method) {
         (Some(id), Some(method)) => Kind::Request { id, method },
         (None, Some(method)) => Kind::Notification { method },
@@ -255,6 +260,8 @@ pub enum IdAt {
 pub struct Sniffed {
     pub bridge_id: u64,
     pub at: IdAt,
+    /// It carries both `result` and `error` (as far as its first bytes show).
+    pub ambiguous: bool,
 }
 
 /// Recognises a response without parsing it: a top-level `"result"` or `"error"` key and no
@@ -265,14 +272,17 @@ pub fn sniff_response(start: &[u8], end: &[u8]) -> Option<Sniffed> {
     if top.has_method || !top.has_result_or_error {
         return None;
     }
+    let ambiguous = top.has_both;
     match top.id {
         Some((bridge_id, span)) => Some(Sniffed {
             bridge_id,
             at: IdAt::Start(span),
+            ambiguous,
         }),
         None => id_in_suffix(end).map(|(bridge_id, span)| Sniffed {
             bridge_id,
             at: IdAt::End(span),
+            ambiguous,
         }),
     }
 }
@@ -287,6 +297,8 @@ struct TopLevel {
     id: Option<(u64, Range<usize>)>,
     has_method: bool,
     has_result_or_error: bool,
+    /// Both `result` and `error` were seen: an answer JSON-RPC does not allow.
+    has_both: bool,
 }
 
 /// The top-level keys in `prefix`, read until it ends or a value runs past it.
@@ -313,7 +325,10 @@ fn scan_top_level(prefix: &[u8]) -> TopLevel {
                     match &prefix[i..end] {
                         b"\"id\"" => top.id = id_value_after_key(prefix, end),
                         b"\"method\"" => top.has_method = true,
-                        b"\"result\"" | b"\"error\"" => top.has_result_or_error = true,
+                        b"\"result\"" | b"\"error\"" => {
+                            top.has_both = top.has_result_or_error;
+                            top.has_result_or_error = true;
+                        }
                         _ => {}
                     }
                 }
@@ -531,14 +546,21 @@ mod tests {
             Some(Sniffed {
                 bridge_id,
                 at: IdAt::Start(span),
+                ambiguous: false,
             })
         };
         let at_end = |bridge_id, span| {
             Some(Sniffed {
                 bridge_id,
                 at: IdAt::End(span),
+                ambiguous: false,
             })
         };
+        assert!(
+            sniff_response(br#"{"id":3,"result":{},"error":{}"#, b"")
+                .unwrap()
+                .ambiguous
+        );
         assert_eq!(sniff_response(start, b""), at_start(17, 22..24));
         assert_eq!(
             sniff_response(br#"{"id" : "17","result":"#, b""),

@@ -105,6 +105,8 @@ pub struct Session {
     calls_on_stream: AtomicUsize,
     /// The bridge is stopping: the event stream ends once no answer is owed on it.
     draining: AtomicBool,
+    /// The legacy transport's `initialize` came (it makes a server of the session's own once).
+    initialized: AtomicBool,
 }
 
 impl Session {
@@ -127,6 +129,12 @@ impl Session {
     /// A call's answer will come on the event stream (the legacy transport).
     pub fn call_on_stream_started(&self) {
         self.calls_on_stream.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The legacy transport's `initialize`: true the first time only, so that initializes sent
+    /// side by side cannot each start a server.
+    pub fn first_initialize(&self) -> bool {
+        !self.initialized.swap(true, Ordering::SeqCst)
     }
 
     /// Calls whose answers are still owed on the event stream.
@@ -190,6 +198,18 @@ pub struct Sessions {
     warned_full_at: AtomicU64,
     /// What every session's event stream keeps for replay, together.
     replay: Arc<ReplayBudget>,
+    /// Signed ids DELETEd here, which no longer open a session even though they verify: the
+    /// most recent [`ENDED_REMEMBERED`], oldest forgotten first.
+    ended: Mutex<Ended>,
+}
+
+/// How many DELETEd signed ids a replica remembers.
+const ENDED_REMEMBERED: usize = 65_536;
+
+#[derive(Debug, Default)]
+struct Ended {
+    ids: HashSet<String>,
+    order: std::collections::VecDeque<String>,
 }
 
 /// At the session limit, this fraction of the limit is closed at once.
@@ -225,6 +245,7 @@ impl Sessions {
             taken_up: AtomicU64::new(0),
             warned_full_at: AtomicU64::new(0),
             replay: Arc::default(),
+            ended: Mutex::default(),
         }
     }
 
@@ -255,6 +276,9 @@ impl Sessions {
         if let Some(session) = self.touch(id) {
             return Some(session);
         }
+        if self.was_deleted(id) {
+            return None;
+        }
         let claims = self.ids.verify(id)?;
         let session = self.session(
             id.to_owned(),
@@ -271,12 +295,6 @@ impl Sessions {
             self.taken_up.fetch_add(1, Ordering::Relaxed);
         }
         Some(kept)
-    }
-
-    /// Whether `id` is a session of this server's replicas, known here or not: ending one this
-    /// replica never saw is done as far as it is concerned.
-    pub fn is_signed_here(&self, id: &str) -> bool {
-        self.ids.verify(id).is_some()
     }
 
     /// Sessions signed elsewhere taken up here so far.
@@ -300,6 +318,7 @@ impl Sessions {
             isolated,
             calls_on_stream: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
+            initialized: AtomicBool::new(false),
         })
     }
 
@@ -372,6 +391,36 @@ impl Sessions {
         }
         session.last_seen.store(now, Ordering::Relaxed);
         Some(session.clone())
+    }
+
+    /// A client's `DELETE`: ends the session for good, also one signed elsewhere (a later
+    /// request with its id gets `404` here, as the spec wants); false if `id` is no session of
+    /// this server's replicas.
+    pub fn delete(&self, id: &str) -> bool {
+        let removed = self.remove(id);
+        if !self.ids.is_signed() || self.ids.verify(id).is_none() {
+            return removed;
+        }
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        if ended.ids.insert(id.to_owned()) {
+            ended.order.push_back(id.to_owned());
+            if ended.order.len() > ENDED_REMEMBERED
+                && let Some(oldest) = ended.order.pop_front()
+            {
+                ended.ids.remove(&oldest);
+            }
+        }
+        true
+    }
+
+    fn was_deleted(&self, id: &str) -> bool {
+        self.ids.is_signed()
+            && self
+                .ended
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .ids
+                .contains(id)
     }
 
     /// Ends a session; false if there was none.

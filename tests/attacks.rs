@@ -283,7 +283,7 @@ fn peak_rss_mib(pid: i32) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_child_that_stops_reading_its_stdin_holds_nobody_past_request_timeout() {
-    let mut bridge = Bridge::fixture(&["--request-timeout", "3"]);
+    let mut bridge = Bridge::fixture(&["--request-timeout", "3", "--shutdown-timeout", "1"]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
     let stuck = http
@@ -300,7 +300,11 @@ async fn a_child_that_stops_reading_its_stdin_holds_nobody_past_request_timeout(
             let session = http.open_session(&url).await;
             let body = support::calls::call_body(json!(n), "echo", json!({"message": big}), None);
             let reply = http.post(&url, Some(&session), body).await;
-            (reply.status, reply.json())
+            // JSON, or an SSE stream when the call ran past --stream-after.
+            (
+                reply.status,
+                support::reply_messages(&reply).pop().unwrap_or_default(),
+            )
         }));
     }
     let mut outcomes = std::collections::BTreeMap::new();
@@ -493,16 +497,10 @@ async fn params_with_a_routed_key_twice_are_refused_never_forwarded() {
     bridge.stop();
 }
 
-// ---------------------------------------------------------------------------------------------
-// Answers that cannot be lost
-// ---------------------------------------------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn on_the_legacy_transport_every_accepted_call_gets_its_answer_and_the_rest_an_error() {
+/// Opens a legacy SSE session: its stream, and the URL its messages are POSTed to.
+async fn open_legacy_session(http: &Http, url: &str) -> (support::Streaming, String) {
     use support::SseItem;
-    let mut bridge = Bridge::fixture(&[]);
-    let http = Http::new();
-    let root = bridge.url.trim_end_matches("/mcp").to_owned();
+    let root = url.trim_end_matches("/mcp").to_owned();
     let mut sse = http
         .open(
             hyper::Method::GET,
@@ -518,7 +516,18 @@ async fn on_the_legacy_transport_every_accepted_call_gets_its_answer_and_the_res
             None => panic!("no endpoint event"),
         }
     };
-    let url = format!("{root}{endpoint}");
+    (sse, format!("{root}{endpoint}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers that cannot be lost
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_the_legacy_transport_every_accepted_call_gets_its_answer_and_the_rest_an_error() {
+    let mut bridge = Bridge::fixture(&[]);
+    let http = Http::new();
+    let (mut sse, url) = open_legacy_session(&http, &bridge.url).await;
     let init = support::initialize_body(0, "2024-11-05");
     assert_eq!(
         http.post(&url, None, init).await.status,
@@ -691,5 +700,226 @@ async fn event_streams_that_nobody_reads_hold_a_few_mib_each() {
     );
     assert!(peak - before < 120.0, "{before:.0} → {peak:.0} MiB");
     drop(streams);
+    bridge.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers that cannot be read, secrets, sessions, hosts
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_cannot_be_read_ends_its_call_with_an_error_at_once() {
+    let mut bridge = Bridge::fixture(&[]);
+    let http = Http::new();
+    let session = http.open_session(&bridge.url).await;
+    let with_bom = http
+        .call_tool(
+            &bridge.url,
+            &session,
+            json!(1),
+            "answer_badly",
+            json!({"how": "bom"}),
+        )
+        .await;
+    assert_eq!(
+        tool_text(&with_bom),
+        "with a BOM",
+        "a byte-order mark is not the message"
+    );
+    for how in ["invalid_utf8", "both"] {
+        let started = Instant::now();
+        let answer = http
+            .call_tool(
+                &bridge.url,
+                &session,
+                json!(2),
+                "answer_badly",
+                json!({"how": how}),
+            )
+            .await;
+        assert_eq!(answer["error"]["code"], -32603, "{how}: {answer}");
+        assert!(
+            started.elapsed() < secs(2),
+            "{how}: {:?}",
+            started.elapsed()
+        );
+    }
+    bridge.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn why_a_server_is_down_is_told_only_to_a_caller_with_the_token() {
+    let dir = std::env::temp_dir().join(format!("mcp-bridge-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("servers.json");
+    let leaky = "echo 'login failed for DATABASE_URL=postgres://admin:hunter2@db/prod' >&2; exit 1";
+    std::fs::write(
+        &config,
+        json!({"mcpServers": {
+            "demo": {"command": support::BIN, "args": ["demo-server"]},
+            "db": {"command": "sh", "args": ["-c", leaky]}
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let mut bridge = Bridge::start_with(
+        &["--config", config.to_str().unwrap()],
+        &[("MCP_BRIDGE_AUTH_TOKEN", "the-token")],
+    );
+    let http = Http::new();
+    let base = bridge.url.trim_end_matches('/').to_owned();
+    // Give the broken server time to fail (and be retried) once.
+    let deadline = Instant::now() + secs(10);
+    loop {
+        let with = http
+            .send(
+                hyper::Method::GET,
+                &format!("{base}/readyz"),
+                &[("authorization", "Bearer the-token")],
+                "",
+            )
+            .await;
+        if String::from_utf8_lossy(&with.body).contains("hunter2") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reason never shows, even with the token"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for path in ["/readyz", "/healthz"] {
+        let without = http
+            .send(hyper::Method::GET, &format!("{base}{path}"), &[], "")
+            .await;
+        let text = String::from_utf8_lossy(&without.body);
+        assert!(!text.contains("hunter2"), "{path} tells a stranger: {text}");
+        assert!(
+            text.contains("\"db\""),
+            "{path} still names the server: {text}"
+        );
+    }
+    bridge.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_signed_session_stays_deleted() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let mut bridge = Bridge::fixture(&["--session-secret", secret]);
+    let http = Http::new();
+    let session = http.open_session(&bridge.url).await;
+    let deleted = http
+        .send(
+            hyper::Method::DELETE,
+            &bridge.url,
+            &[("mcp-session-id", session.as_str())],
+            "",
+        )
+        .await;
+    assert_eq!(deleted.status, hyper::StatusCode::NO_CONTENT);
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let after = http.post(&bridge.url, Some(&session), list).await;
+    assert_eq!(
+        after.status,
+        hyper::StatusCode::NOT_FOUND,
+        "{:?}",
+        after.body
+    );
+    bridge.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_host_headers_or_a_foreign_absolute_target_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut bridge = Bridge::start(&["--demo", "--allowed-host", "127.0.0.1"]);
+    let address = address_of(&bridge.url);
+    let init = support::initialize_body(1, "2025-06-18");
+    for (what, head, expected) in [
+        (
+            "two Host headers",
+            "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nhost: evil.example\r\n",
+            "400",
+        ),
+        ("no Host header", "POST /mcp HTTP/1.1\r\n", "400"),
+        (
+            "a foreign absolute target",
+            "POST http://evil.example/mcp HTTP/1.1\r\nhost: 127.0.0.1\r\n",
+            "403",
+        ),
+        (
+            "an allowed one",
+            "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\n",
+            "200",
+        ),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let request = format!(
+            "{head}content-type: application/json\r\naccept: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{init}",
+            init.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        let _ = tokio::time::timeout(secs(5), stream.read_to_string(&mut answer)).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {expected}")),
+            "{what}: {answer}"
+        );
+    }
+    bridge.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn initialize_again_on_a_legacy_stream_starts_no_second_server() {
+    let mut bridge = Bridge::fixture(&["--isolate", "--max-children", "2"]);
+    let http = Http::new();
+    let (mut sse, url) = open_legacy_session(&http, &bridge.url).await;
+    let mut posts = Vec::new();
+    for n in 0..10 {
+        let (http, url) = (http.clone(), url.clone());
+        posts.push(tokio::spawn(async move {
+            http.post(&url, None, support::initialize_body(n, "2024-11-05"))
+                .await
+                .status
+        }));
+    }
+    for post in posts {
+        assert_eq!(post.await.unwrap(), hyper::StatusCode::ACCEPTED);
+    }
+    let mut results = 0;
+    let mut refused = 0;
+    while results + refused < 10 {
+        let (_, message) = sse.next_message(secs(10)).await.expect("ten answers");
+        if message.get("result").is_some() {
+            results += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert_eq!(
+        (results, refused),
+        (1, 9),
+        "one initialize makes the session's server"
+    );
+    let servers = support::descendants_of(bridge.pid())
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.contains("fixture_server.py") && !c.contains("\0guard\0"))
+        })
+        .count();
+    assert!(servers <= 1, "{servers} servers for one session");
+    // A second session still fits under --max-children 2.
+    let other = http.open_session(&bridge.url).await;
+    let echo = http
+        .call_tool(
+            &bridge.url,
+            &other,
+            json!(1),
+            "echo",
+            json!({"message": "room"}),
+        )
+        .await;
+    assert_eq!(tool_text(&echo), "room");
     bridge.stop();
 }

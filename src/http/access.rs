@@ -32,10 +32,13 @@ impl AccessPolicy {
     pub fn check<B>(&self, request: &Request<B>) -> Result<(), Denied> {
         let headers = request.headers();
         if !self.allowed_hosts.is_empty() {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .or_else(|| request.uri().authority().map(|a| a.as_str()))
+            // The target's own authority (absolute form, or HTTP/2's :authority) is the host the
+            // request is for, whatever its Host header says (RFC 9112, section 3.2.2).
+            let host = request
+                .uri()
+                .authority()
+                .map(|a| a.as_str())
+                .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
                 .unwrap_or("");
             if !self.host_allowed(host) {
                 return Err(Denied::Host(host.to_owned()));
@@ -51,6 +54,13 @@ impl AccessPolicy {
             Some(token) if !presents_token(headers, token) => Err(Denied::MissingOrWrongToken),
             _ => Ok(()),
         }
+    }
+
+    /// Whether the request carries the token, or none is required.
+    pub fn presents_token(&self, headers: &HeaderMap) -> bool {
+        self.auth_token
+            .as_ref()
+            .is_none_or(|token| presents_token(headers, token))
     }
 
     fn host_allowed(&self, host: &str) -> bool {

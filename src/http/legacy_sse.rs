@@ -64,7 +64,7 @@ pub async fn post(
     log: &mut RequestLog,
 ) -> Response<Body> {
     if let Err(reject) = check_content_type(request.headers()) {
-        return reject.into_response();
+        return streamable::refused_after_reading(bridge, request, reject).await;
     }
     let session_id = request.uri().query().and_then(|query| {
         query
@@ -167,13 +167,17 @@ async fn initialize(
     id: &Id<'_>,
     params: Option<&RawValue>,
 ) -> Bytes {
-    if session.isolated.get().is_some() {
+    let hello = ClientHello::from_initialize(params);
+    let own_child = bridge
+        .isolation
+        .as_ref()
+        .filter(|_| bridge.settings.server_per_session.gives_own_child(&hello));
+    // A session's server is started once; any initialize after the first is refused, so that
+    // initializes sent side by side cannot each start one.
+    if !session.first_initialize() && (own_child.is_some() || session.isolated.get().is_some()) {
         return isolated::already_initialized(id).message;
     }
-    let hello = ClientHello::from_initialize(params);
-    if let Some(isolation) = &bridge.isolation
-        && bridge.settings.server_per_session.gives_own_child(&hello)
-    {
+    if let Some(isolation) = own_child {
         let outgoing = Outgoing {
             body,
             id,

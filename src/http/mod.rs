@@ -229,6 +229,9 @@ async fn route_allowed(
     request: Request<Incoming>,
     log: &mut RequestLog,
 ) -> Response<Body> {
+    if let Some(reject) = malformed_host(&request) {
+        return reject.into_response();
+    }
     let path = request.uri().path();
     if path.starts_with("/.well-known/oauth-") {
         // Dify probes these after a 401; a fast 404 tells it there is no OAuth to discover.
@@ -241,8 +244,13 @@ async fn route_allowed(
     }
     // Probes from load balancers and Docker carry no token.
     match path {
-        "/healthz" => return health::healthz(gateway),
-        "/readyz" => return health::readyz(gateway),
+        "/healthz" | "/readyz" => {
+            let with_reasons = gateway.access.presents_token(request.headers());
+            return match path {
+                "/healthz" => health::healthz(gateway, with_reasons),
+                _ => health::readyz(gateway, with_reasons),
+            };
+        }
         _ => {}
     }
     if request.method() == Method::OPTIONS && gateway.access.cors_enabled() {
@@ -317,6 +325,22 @@ async fn route_allowed(
         Method::DELETE => streamable::delete(bridge, &request, log),
         _ => method_not_allowed(request.method(), "GET, POST, DELETE"),
     }
+}
+
+/// A request with two `Host` headers, or an HTTP/1.1 request with none, is refused, as RFC 9112
+/// (section 3.2) requires: proxies and the bridge could otherwise take it for different hosts.
+fn malformed_host<B>(request: &Request<B>) -> Option<Reject> {
+    let hosts = request.headers().get_all(header::HOST).iter().count();
+    let missing = hosts == 0
+        && request.version() == http::Version::HTTP_11
+        && request.uri().authority().is_none();
+    (hosts > 1 || missing).then(|| {
+        Reject::new(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::code::INVALID_REQUEST,
+            "a request needs exactly one Host header",
+        )
+    })
 }
 
 fn method_not_allowed(method: &Method, allow: &'static str) -> Response<Body> {

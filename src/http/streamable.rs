@@ -46,17 +46,14 @@ pub async fn post(
         .and_then(|(accepts, session)| Ok((accepts, session, version_header(headers)?)));
     let (accepts, session_id, version) = match checked {
         Ok(checked) => checked,
-        Err(reject) => return reject.into_response(),
+        Err(reject) => return refused_after_reading(bridge, request, reject).await,
     };
     if version == Some(protocol::STATELESS_VERSION) {
         if !bridge.offers_stateless() {
             // As a server of the handshake era answers it, so that clients that speak both
-            // fall back to initialize. The body is read first: left unread, it would cost the
-            // client its kept-alive connection, on which its initialize is about to come.
-            if let Err(reject) = bridge.bodies.read(request).await {
-                return reject.into_response();
-            }
-            return unsupported_version(protocol::STATELESS_VERSION, bridge).into_response();
+            // fall back to initialize.
+            let reject = unsupported_version(protocol::STATELESS_VERSION, bridge);
+            return refused_after_reading(bridge, request, reject).await;
         }
         return stateless::post(bridge, request, accepts, log).await;
     }
@@ -134,6 +131,20 @@ pub async fn post(
             client_answer(bridge, &session, &id, &body).await;
             accepted()
         }
+    }
+}
+
+/// A refusal decided from the headers, given once the body is read: left unread, the body
+/// would cost the client its kept-alive connection (the next request on it would fail).
+pub async fn refused_after_reading(
+    bridge: &Bridge,
+    request: Request<Incoming>,
+    reject: Reject,
+) -> Response<Body> {
+    match bridge.bodies.read(request).await {
+        Ok(_) => reject.into_response(),
+        // Too big or too slow: that answer instead, and the connection may close.
+        Err(worse) => worse.into_response(),
     }
 }
 
@@ -301,7 +312,7 @@ pub fn delete(
     };
     log.session = Some(session.to_owned());
     // A session signed by another replica that never came here is ended as far as this one knows.
-    if bridge.sessions.remove(session) || bridge.sessions.is_signed_here(session) {
+    if bridge.sessions.delete(session) {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;
         response
