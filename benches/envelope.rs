@@ -6,8 +6,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mcp_bridge::jsonrpc::{self, Kind};
-use mcp_bridge::mux::Answer;
+use mcp_bridge::child::Answer;
+use mcp_bridge::wire::jsonrpc::{self, Kind};
+use mcp_bridge::wire::sniff;
 
 fn measure(name: &str, budget: Duration, mut operation: impl FnMut()) {
     for _ in 0..1000 {
@@ -68,7 +69,7 @@ fn main() {
         || {
             let start = &big[..64 * 1024];
             let end = &big[big.len() - 256..];
-            black_box(jsonrpc::sniff_response(black_box(start), black_box(end)).unwrap());
+            black_box(sniff::sniff_response(black_box(start), black_box(end)).unwrap());
         },
     );
 }

@@ -7,14 +7,17 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use mcp_bridge::cli::{Cli, Hidden, LogFormat};
-use mcp_bridge::{RunError, demo, doctor, guard, packaging, run, shutdown};
+use mcp_bridge::child::guard;
+use mcp_bridge::front::cli::{Cli, LogFormat, Subcommand};
+use mcp_bridge::front::{demo, doctor, packaging};
+use mcp_bridge::serve::signals;
+use mcp_bridge::{RunError, run};
 
 fn main() -> ExitCode {
     tune_process();
     let cli = Cli::parse();
     match &cli.subcommand {
-        Some(Hidden::DemoServer) => {
+        Some(Subcommand::DemoServer) => {
             return match demo::serve_stdio() {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -23,14 +26,14 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Some(Hidden::Guard {
+        Some(Subcommand::Guard {
             bridge_pid,
             command,
         }) => guard::run(*bridge_pid, &command[0], &command[1..]),
-        Some(Hidden::Doctor(args)) => return doctor::run(args),
-        Some(Hidden::Completions(args)) => return packaging::completions(args),
-        Some(Hidden::Man(args)) => return packaging::man(args),
-        Some(Hidden::Healthcheck(args)) => return packaging::healthcheck(args),
+        Some(Subcommand::Doctor(args)) => return doctor::run(args),
+        Some(Subcommand::Completions(args)) => return packaging::completions(args),
+        Some(Subcommand::Man(args)) => return packaging::man(args),
+        Some(Subcommand::Healthcheck(args)) => return packaging::healthcheck(args),
         None => {}
     }
     init_logging(&cli.log_level, cli.log_format);
@@ -51,7 +54,7 @@ fn main() -> ExitCode {
             Ok(listener) => listener,
             Err(e) => return fail(&format!("cannot listen on {host}:{port}: {e}"), None),
         };
-        match run(config, listener, shutdown::signal_received()).await {
+        match run(config, listener, signals::signal_received()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(RunError::ChildExited(why, Some(0))) => {
                 eprintln!("mcp-bridge: the MCP server stopped: {why}");

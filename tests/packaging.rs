@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use mcp_bridge::cli::Cli;
+use mcp_bridge::front::cli::Cli;
 use support::{BIN, Bridge, repo_root};
 
 const SHELLS: [&str; 5] = ["bash", "zsh", "fish", "elvish", "powershell"];

@@ -6,18 +6,28 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::value::RawValue;
 
-use super::call::{Call, Outgoing, Step};
-use super::streamable::{self, Accepts};
-use super::{Body, RequestLog, accepted, rpc_error};
-use crate::Bridge;
-use crate::jsonrpc::{self, Kind, code};
-use crate::protocol;
+use super::body::Body;
+use super::messages::{self, Handled};
+use super::reply::{Accepts, accepted, respond, rpc_error};
+use super::request::find_session;
+use super::site::RequestLog;
+use crate::upstream::{Call, Step, Upstream};
+use crate::wire::jsonrpc::{self, Kind, code};
+use crate::wire::versions;
 
 /// Messages in one batch at most: each may become a request in flight.
 const MAX_BATCH: usize = 1024;
 
+/// One answer of the batch's array, in the order of the requests.
+enum Entry {
+    /// Known already: an error, or the bridge's own answer.
+    Ready(Bytes),
+    /// To be read from the child.
+    Pending(Call),
+}
+
 pub async fn post(
-    bridge: &Bridge,
+    upstream: &Upstream,
     body: &Bytes,
     session_id: Option<String>,
     version: Option<&'static str>,
@@ -44,12 +54,12 @@ pub async fn post(
         );
     }
     log.rpc_method = Some("batch".into());
-    let session = match streamable::find_session(bridge, session_id, log) {
+    let session = match find_session(upstream, session_id, log) {
         Ok(session) => session,
         Err(none) => return none.response(None),
     };
     let speaks = version.unwrap_or(session.protocol_version);
-    if speaks > protocol::LAST_BATCH_VERSION {
+    if speaks > versions::LAST_BATCH_VERSION {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             None,
@@ -62,13 +72,13 @@ pub async fn post(
     }
 
     // Every request is sent before any answer is awaited, so they run side by side.
-    let mut pending: Vec<Result<Call, Bytes>> = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
     for element in elements {
         let element = body.slice_ref(element.get().as_bytes());
         let message = match jsonrpc::parse_from_client(&element) {
             Ok(message) => message,
             Err(invalid) => {
-                pending.push(Err(jsonrpc::error_response(
+                entries.push(Entry::Ready(jsonrpc::error_response(
                     None,
                     invalid.code(),
                     &invalid.to_string(),
@@ -76,52 +86,41 @@ pub async fn post(
                 continue;
             }
         };
-        match message.kind {
-            Kind::Request { id, method } if method == "initialize" => {
-                pending.push(Err(jsonrpc::error_response(
-                    Some(id.raw),
-                    code::INVALID_REQUEST,
-                    "invalid request: initialize must not be part of a batch",
-                )));
-            }
-            Kind::Request { id, method } => {
-                let outgoing = Outgoing {
-                    body: &element,
-                    id: &id,
-                    method: &method,
-                    params: message.params,
-                    session: Some(session.clone()),
-                    can_stream: false,
-                    stateless: None,
-                };
-                pending.push(Call::start(bridge, outgoing).await.map_err(|r| r.message));
-            }
-            Kind::Notification { method } => {
-                streamable::notification(bridge, &session, &method, &element, message.params).await;
-            }
-            Kind::Response { id } => {
-                streamable::client_answer(bridge, &session, &id, &element).await;
-            }
+        if let Kind::Request { id, method } = &message.kind
+            && method == "initialize"
+        {
+            entries.push(Entry::Ready(jsonrpc::error_response(
+                Some(id.raw),
+                code::INVALID_REQUEST,
+                "invalid request: initialize must not be part of a batch",
+            )));
+            continue;
+        }
+        // Answers come back as one array, so a call's related messages take the session's
+        // event stream.
+        match messages::in_session(upstream, &session, &message, &element, false).await {
+            Handled::Answered(answer) => entries.push(Entry::Ready(answer)),
+            Handled::Call(call) => entries.push(Entry::Pending(call)),
+            Handled::Refused(refusal) => entries.push(Entry::Ready(refusal.message)),
+            Handled::Accepted => {}
         }
     }
-    if pending.is_empty() {
+    if entries.is_empty() {
         return accepted();
     }
     let mut chunks = vec![Bytes::from_static(b"[")];
-    for (n, call) in pending.into_iter().enumerate() {
+    for (n, entry) in entries.into_iter().enumerate() {
         if n > 0 {
             chunks.push(Bytes::from_static(b","));
         }
-        match call {
-            Err(error) => chunks.push(error),
-            Ok(mut call) => loop {
+        match entry {
+            Entry::Ready(answer) => chunks.push(answer),
+            Entry::Pending(mut call) => loop {
                 match call.step().await {
                     Step::Final(answer) => {
                         chunks.extend(answer);
                         break;
                     }
-                    // Answers come back as one array, so related messages take the session's
-                    // event stream.
                     Step::Related(message) => {
                         session.events().send(&message);
                     }
@@ -132,5 +131,5 @@ pub async fn post(
     }
     chunks.push(Bytes::from_static(b"]"));
     // One JSON array, or one SSE event holding it for a client that takes only SSE.
-    streamable::respond(accepts, chunks)
+    respond(accepts, chunks)
 }

@@ -5,7 +5,7 @@
 //! SETTINGS and silence, headers a byte at a time), one idle for [`IDLE_BETWEEN_REQUESTS`]
 //! after its last request, and one whose client has not taken a byte of its answer for
 //! [`STALLED_READER`]. At the limit one connection makes room at once (see
-//! [`Connections::make_room`]); never one waiting on the server. So connections that send
+//! `Connections::make_room`); never one waiting on the server. So connections that send
 //! nothing, or send slowly, or read nothing, can never lock a working client out.
 
 use std::collections::HashMap;
@@ -20,6 +20,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
+
+use crate::sync::Lock;
 
 /// A kept-alive connection with no request in flight is closed after this long.
 pub const IDLE_BETWEEN_REQUESTS: Duration = Duration::from_secs(60);
@@ -38,6 +40,10 @@ pub struct Connections {
     next_id: AtomicU64,
     epoch: Instant,
 }
+
+/// The address a connection came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Peer(pub std::net::IpAddr);
 
 /// What one connection is doing, updated by its requests and its writes.
 #[derive(Debug)]
@@ -85,7 +91,7 @@ impl Connections {
     }
 
     /// A slot for a connection about to be accepted. At the limit a connection that holds its
-    /// slot for nothing is closed to make room (see [`Connections::make_room`]); with none,
+    /// slot for nothing is closed to make room (see `Connections::make_room`); with none,
     /// this waits for one to end (the new connection meanwhile waits in the listen backlog).
     pub async fn slot(self: &Arc<Self>) -> Option<Slot> {
         let slot = match self.slots.clone().try_acquire_owned() {
@@ -208,7 +214,7 @@ impl Connections {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Tracked>>> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
+        self.open.locked()
     }
 }
 
@@ -229,7 +235,7 @@ impl Tracked {
     }
 
     /// Where this connection stands in line to make room at the limit: the kind of slot it
-    /// holds for nothing (see [`Connections::make_room`]) and since when, once that is before
+    /// holds for nothing (see `Connections::make_room`) and since when, once that is before
     /// `grace_over`; `None` when it holds its slot for a reason.
     fn room_rank(&self, grace_over: u64) -> Option<(usize, u64)> {
         let set = |value: &AtomicU64| Some(value.load(Ordering::Relaxed)).filter(|t| *t != 0);

@@ -6,8 +6,9 @@
 use http::{Response, StatusCode};
 use serde_json::json;
 
-use super::{Body, json};
-use crate::gateway::Gateway;
+use super::body::Body;
+use super::reply::json;
+use crate::servers::gateway::Gateway;
 
 pub fn healthz(gateway: &Gateway, with_reasons: bool) -> Response<Body> {
     let (_, servers) = gateway.readiness(with_reasons);

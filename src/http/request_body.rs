@@ -13,9 +13,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::Reject;
-use super::connections::Tracked;
-use crate::jsonrpc::code;
+use super::reply::Reject;
+use crate::wire::jsonrpc::code;
 
 /// How much of an over-limit body is read and thrown away so the client can read the `413`
 /// (a server that stops reading makes most clients fail on a broken pipe instead).
@@ -134,11 +133,6 @@ impl BodyLimits {
             return Err(too_large());
         }
         let deadline = tokio::time::Instant::now() + BODY_DEADLINE;
-        // While it arrives, the connection may be closed to make room for others at the limit.
-        let _receiving = request
-            .extensions()
-            .get::<Arc<Tracked>>()
-            .map(|tracked| tracked.receiving());
         let mut body = request.into_body();
         let mut chunks = Chunks::new(declared.map_or(0, |d| d.min(limit as u64) as usize));
         let mut held: Option<OwnedSemaphorePermit> = None;

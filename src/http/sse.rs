@@ -14,9 +14,9 @@ use http::{HeaderValue, Response, header};
 use hyper::body::Frame;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::Body;
-use super::call::{Call, Step};
-use crate::events::{EventReceiver, sse_event};
+use super::body::Body;
+use crate::session::events::{EventReceiver, sse_event};
+use crate::upstream::call::{Call, Step};
 
 pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
@@ -111,7 +111,7 @@ impl hyper::body::Body for AnswerStream {
     }
 }
 
-/// A session's event stream: frames from its [`crate::events::EventStream`] as they come, until
+/// A session's event stream: frames from its [`crate::session::events::EventStream`] as they come, until
 /// the client leaves or the session ends.
 pub struct SessionStream {
     events: EventReceiver,

@@ -3,30 +3,34 @@
 //! (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`), which must match the body. Requests go
 //! to the shared child like any other, their answers as JSON or an SSE stream.
 
-use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use serde_json::{Map, Value};
 use tracing::debug;
 
 use super::access::base64_decode;
-use super::call::{self, Canceller, Outgoing};
-use super::streamable::{self, Accepts, parse_message};
-use super::{Body, Peer, RequestLog, accepted, json, rpc_error};
-use crate::Bridge;
-use crate::fields::Fields;
-use crate::jsonrpc::{self, Kind, code};
-use crate::protocol::STATELESS_VERSION;
+use super::answers;
+use super::body::Body;
+use super::connections::Peer;
+use super::reply::{Accepts, accepted, json, rpc_error};
+use super::request::parse_message;
+use super::site::Exchange;
+use crate::servers::bridge::Bridge;
+use crate::upstream::{Canceller, Outgoing, Refused};
+use crate::wire::fields::Fields;
+use crate::wire::jsonrpc::{Kind, code};
+use crate::wire::stateless::strip_envelope;
+use crate::wire::versions::STATELESS_VERSION;
 
 pub async fn post(
     bridge: &Bridge,
     request: Request<Incoming>,
     accepts: Accepts,
-    log: &mut RequestLog,
+    exchange: &mut Exchange<'_>,
 ) -> Response<Body> {
+    let upstream = bridge.upstream();
     let headers = request.headers().clone();
-    let caller = caller_of(&request);
-    let (body, _held) = match bridge.bodies.read(request).await {
+    let caller = caller_of(exchange.peer, &headers);
+    let (body, _held) = match exchange.read_body(request).await {
         Ok(read) => (read.bytes.clone(), read),
         Err(reject) => return reject.into_response(),
     };
@@ -36,19 +40,14 @@ pub async fn post(
         Ok(message) => message,
         Err(reject) => return reject.into_response(),
     };
-    log.rpc_method = message.method().map(str::to_owned);
+    exchange.log.rpc_method = message.method().map(str::to_owned);
     let (id, method) = match &message.kind {
         Kind::Request { id, method } => (id, method.as_ref()),
         // This revision has no client notifications over HTTP (closing a stream cancels), but
         // a client that cancels by notification still means it.
         Kind::Notification { method } => {
             if method == "notifications/cancelled"
-                && !call::cancel_for_client(
-                    &bridge.router,
-                    Canceller::Stateless(caller),
-                    &body,
-                    message.params,
-                )
+                && !upstream.cancel(Canceller::Stateless(caller), &body, message.params)
             {
                 debug!("a sessionless notifications/cancelled names no single call of its sender");
             }
@@ -83,7 +82,12 @@ pub async fn post(
         );
     }
     match method {
-        "server/discover" => discover(bridge, id.raw).await,
+        "server/discover" => match upstream.discover(id).await {
+            Ok(answer)
+            | Err(Refused {
+                message: answer, ..
+            }) => json(StatusCode::OK, answer),
+        },
         "initialize" => rpc_error(
             StatusCode::BAD_REQUEST,
             Some(id.raw),
@@ -101,7 +105,8 @@ pub async fn post(
                 can_stream: accepts.event_stream,
                 stateless: Some(caller),
             };
-            streamable::answer(bridge, outgoing, accepts).await
+            let keep_alive = bridge.settings().keep_alive;
+            answers::call_and_answer(upstream, outgoing, accepts, keep_alive).await
         }
     }
 }
@@ -109,84 +114,19 @@ pub async fn post(
 /// Who sent a sessionless request, as far as the bridge can tell: its address and the
 /// credentials it presented, hashed with a key of this process's so nothing readable is kept.
 /// Only a request with the same caller can be cancelled by its id.
-fn caller_of(request: &Request<Incoming>) -> u64 {
+fn caller_of(peer: Peer, headers: &HeaderMap) -> u64 {
     use std::hash::{BuildHasher, Hash, Hasher};
     static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
         std::sync::OnceLock::new();
     let mut hasher = KEY.get_or_init(Default::default).build_hasher();
-    request.extensions().get::<Peer>().hash(&mut hasher);
+    peer.hash(&mut hasher);
     for name in [http::header::AUTHORIZATION.as_str(), "x-api-key"] {
-        request
-            .headers()
+        headers
             .get(name)
             .map(|value| value.as_bytes())
             .hash(&mut hasher);
     }
     hasher.finish()
-}
-
-/// The request without the `io.modelcontextprotocol/*` keys of `_meta` (the 2026 revision's
-/// per-request version, client info and capabilities), which a handshake-era child refuses.
-fn strip_envelope(body: Bytes) -> Bytes {
-    if memchr::memmem::find(&body, b"io.modelcontextprotocol/").is_none() {
-        return body;
-    }
-    let Ok(mut message) = serde_json::from_slice::<Map<String, Value>>(&body) else {
-        return body;
-    };
-    let Some(Value::Object(params)) = message.get_mut("params") else {
-        return body;
-    };
-    if let Some(Value::Object(meta)) = params.get_mut("_meta") {
-        meta.retain(|key, _| !key.starts_with("io.modelcontextprotocol/"));
-        if meta.is_empty() {
-            params.remove("_meta");
-        }
-    }
-    serde_json::to_vec(&message).map_or(body, Bytes::from)
-}
-
-/// A child's answer in the 2026 wire form: results carry `resultType` and the caching fields
-/// the revision requires (nothing the bridge forwards may be cached).
-pub fn adapt_answer(answer: Vec<Bytes>) -> Vec<Bytes> {
-    let whole = answer.concat();
-    let Ok(mut message) = serde_json::from_slice::<Map<String, Value>>(&whole) else {
-        return answer;
-    };
-    let Some(Value::Object(result)) = message.get_mut("result") else {
-        return answer;
-    };
-    result
-        .entry("resultType")
-        .or_insert_with(|| Value::from("complete"));
-    result.entry("ttlMs").or_insert_with(|| Value::from(0));
-    result
-        .entry("cacheScope")
-        .or_insert_with(|| Value::from("private"));
-    match serde_json::to_vec(&message) {
-        Ok(adapted) => vec![Bytes::from(adapted)],
-        Err(_) => answer,
-    }
-}
-
-/// The answer to `server/discover`: the versions the bridge speaks and what the child offers.
-pub async fn discover(bridge: &Bridge, id: &str) -> Response<Body> {
-    match bridge.supervisor.serving(bridge.wait_for_restart).await {
-        Ok(serving) => json(
-            StatusCode::OK,
-            jsonrpc::result_response(id, serving.hello.discover_result()),
-        ),
-        Err(reason) => {
-            let refusal = super::call::child_gone(
-                &jsonrpc::Id {
-                    raw: id,
-                    span: 0..0,
-                },
-                &reason,
-            );
-            json(refusal.status, refusal.message)
-        }
-    }
 }
 
 /// The `Mcp-*` headers must say what the body says, so that proxies routing on them route

@@ -6,8 +6,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::{Body, json};
-use crate::gateway::Gateway;
+use super::body::Body;
+use super::reply::json;
+use crate::servers::gateway::Gateway;
 
 const PAGE: &str = include_str!("status.html");
 
@@ -34,25 +35,26 @@ pub async fn status(gateway: &Gateway, headers: &HeaderMap) -> Response<Body> {
     let origin = public_origin(headers);
     let mut servers = Vec::new();
     for bridge in gateway.servers().iter() {
-        let status = bridge.supervisor.status();
+        let upstream = bridge.upstream();
+        let status = upstream.status();
         let tools = match bridge.tools().await {
             Ok(tools) => tools,
             Err(why) => json!({"error": why}),
         };
         servers.push(json!({
-            "name": bridge.name.as_str(),
-            "command": bridge.settings.child.display(),
+            "name": bridge.name().as_str(),
+            "command": bridge.settings().child.display(),
             "state": status.state,
             "reason": status.reason,
             "restarts": status.restarts,
-            "uptime_seconds": bridge.started.elapsed().as_secs(),
+            "uptime_seconds": bridge.uptime().as_secs(),
             "url": format!("{origin}{}", bridge.endpoint_path()),
             "legacy_sse_url": format!("{origin}{}", bridge.legacy_sse_path()),
-            "server_per_session": format!("{:?}", bridge.settings.server_per_session).to_lowercase(),
-            "session_servers": bridge.isolation.as_ref().map_or(0, |i| i.running()),
-            "requests": bridge.metrics.requests(),
-            "in_flight": bridge.requests_in_flight(),
-            "sessions": bridge.sessions.count(),
+            "server_per_session": format!("{:?}", bridge.settings().server_per_session).to_lowercase(),
+            "session_servers": upstream.session_servers(),
+            "requests": bridge.metrics().requests(),
+            "in_flight": upstream.requests_in_flight(),
+            "sessions": upstream.sessions().count(),
             "tools": tools,
         }));
     }

@@ -2,7 +2,7 @@
 //! into a rustls config (ALPN `h2` and `http/1.1`), reloading them on SIGHUP, and the bounded
 //! handshake each accepted connection goes through before hyper sees it.
 //!
-//! [`serving`] wraps the accept loop ([`super::serve`]): it makes the [`Tls`] visible to the
+//! [`serving`] wraps the accept loop ([`super::listen::listen`]): it makes the [`Tls`] visible to the
 //! loop through [`current`] (a task-local, so the loop's signature stays what it is) and runs
 //! the SIGHUP reloader for exactly as long as the loop runs.
 
@@ -22,6 +22,9 @@ use tokio_rustls::rustls::sign::{CertifiedKey, SingleCertAndKey};
 use tokio_rustls::rustls::{self, InconsistentKeys};
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, error, info, warn};
+
+use super::connections::Peer;
+use crate::sync::ReadWrite;
 
 /// How long a client may take to complete the TLS handshake after connecting.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -103,24 +106,19 @@ impl Tls {
     /// one stays in force.
     pub fn reload(&self) -> Result<(), TlsError> {
         let config = Arc::new(server_config(&self.files)?);
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+        *self.config.writing() = config;
         Ok(())
     }
 
     /// An acceptor with the config now in force.
     pub fn acceptor(&self) -> TlsAcceptor {
-        TlsAcceptor::from(
-            self.config
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-        )
+        TlsAcceptor::from(self.config.reading().clone())
     }
 
     /// The TLS handshake on an accepted connection, bounded by [`HANDSHAKE_TIMEOUT`]. A failure
     /// (a plain-HTTP client, a client that distrusts the certificate, a scanner, a client that
     /// says nothing) concerns that connection alone: it is logged and `None` is returned.
-    pub async fn handshake<IO>(&self, stream: IO, peer: super::Peer) -> Option<TlsStream<IO>>
+    pub async fn handshake<IO>(&self, stream: IO, peer: Peer) -> Option<TlsStream<IO>>
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {

@@ -1,0 +1,653 @@
+//! The command line: clap definitions, the help text, and their translation into a [`Config`].
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::child::ChildCommand;
+use crate::http::access::AccessPolicy;
+use crate::http::tls::TlsFiles;
+use crate::serve::Config;
+use crate::session::ids::{SessionSecret, WeakSecret};
+use crate::upstream::{RestartPolicy, ServerPerSession};
+use crate::wire::versions;
+
+const EXAMPLES: &str = "\
+Examples:
+  mcp-bridge --demo
+      Bridge the built-in demo server (tools: echo, add, current_time).
+  mcp-bridge -- npx -y @modelcontextprotocol/server-everything
+      Bridge any stdio MCP server; everything after `--` is the command, run without a shell.
+  mcp-bridge --port 9000 --env API_KEY=secret --cwd /srv/tools -- uvx mcp-server-time
+      Pick the port, pass environment variables and a working directory to the server.
+  mcp-bridge --host 0.0.0.0 --auth-token \"$TOKEN\" -- python3 my_server.py
+      Listen on every interface, e.g. for self-hosted Dify in Docker
+      (URL http://host.docker.internal:8000/mcp, header Authorization: Bearer $TOKEN).
+
+Then paste http://127.0.0.1:8000/mcp (or your public URL, ending in /mcp) into Dify, or point
+any MCP client that speaks Streamable HTTP at it.";
+
+/// Put a stdio MCP server on the web: serves it over MCP Streamable HTTP for Dify, the official
+/// SDKs and any other HTTP client.
+///
+/// The bridge starts the command as a child process, runs the MCP handshake with it once, and
+/// shares that one warm child between all HTTP clients, multiplexing their requests into its
+/// stdin by id and routing each answer back to the client that asked. A client that can answer
+/// the server's own requests (sampling, elicitation, roots) gets a child of its own, so that
+/// nothing the server says for one client reaches another.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcp-bridge",
+    version,
+    about,
+    long_about,
+    after_long_help = EXAMPLES,
+    override_usage = "mcp-bridge [OPTIONS] -- <COMMAND> [ARGS]...\n       mcp-bridge [OPTIONS] --demo",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub subcommand: Option<Subcommand>,
+
+    /// Address to listen on. The default accepts only local clients; use 0.0.0.0 to let Docker
+    /// containers (self-hosted Dify) or other machines reach the bridge.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
+    pub host: String,
+
+    /// Port to listen on; 0 picks a free one (the ready line says which).
+    #[arg(long, short = 'p', default_value_t = 8000)]
+    pub port: u16,
+
+    /// URL path of the MCP endpoint; the same path with a trailing slash works too.
+    #[arg(long, default_value = "/mcp", value_name = "PATH", value_parser = parse_path)]
+    pub path: String,
+
+    /// Set an environment variable for the server (repeatable). The server also inherits the
+    /// bridge's own environment.
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(OsString, OsString)>,
+
+    /// Working directory for the server.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+
+    /// Bridge the built-in demo server instead of a command (no Node or Python needed).
+    #[arg(long, conflicts_with = "command")]
+    pub demo: bool,
+
+    /// Log verbosity: error, warn, info (one line per request), debug or trace; or a full
+    /// filter such as `mcp_bridge=debug`. Logs go to stderr.
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    pub log_level: String,
+
+    /// Log lines as text for people or as JSON objects (one per line) for log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Run the servers of an `mcpServers` JSON file (the format of Claude Desktop and Cursor),
+    /// each at /servers/NAME/mcp, instead of one command. SIGHUP reloads it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "demo"])]
+    pub config: Option<PathBuf>,
+
+    /// Seconds the server may take to answer the bridge's initialize at start (`npx -y` and
+    /// `uvx` may download the server first).
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub startup_timeout: u64,
+
+    /// Seconds to let open requests finish after SIGINT/SIGTERM, and then to wait for the server
+    /// at each step of stopping it (stdin closed, then SIGTERM, then SIGKILL).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub shutdown_timeout: u64,
+
+    /// When to restart the server after it exits: on-failure (non-zero status or a signal),
+    /// always, or never (the bridge then exits with the server's status). Restarts back off
+    /// from 100 ms to 30 s; requests wait for the restart up to 30 s.
+    #[arg(long, value_enum, default_value_t = RestartPolicy::OnFailure, value_name = "POLICY")]
+    pub restart: RestartPolicy,
+
+    /// Seconds a request may wait for the server's answer; then the client gets a JSON-RPC
+    /// error and the server a notifications/cancelled. Default: no limit (long tools are fine).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub request_timeout: Option<Duration>,
+
+    /// Largest request body accepted (bigger ones get 413). Units: B, KiB, MiB, GiB.
+    #[arg(long, default_value = "16MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub max_body: usize,
+
+    /// Largest single message (stdout line) accepted from the server; a longer one is dropped
+    /// and its request gets a JSON-RPC error.
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub max_message_bytes: usize,
+
+    /// Most sessions kept at once; at the limit the least recently used one is closed.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_sessions: usize,
+
+    /// Seconds after which an idle session expires (many clients never DELETE theirs).
+    #[arg(long, default_value = "1800", value_name = "SECS", value_parser = parse_seconds)]
+    pub session_ttl: Duration,
+
+    /// Most requests waiting on the server at once; past it clients get 503 with Retry-After.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub max_in_flight: usize,
+
+    /// Most connections open at once. At the limit the connection idle the longest is closed to
+    /// make room, so that clients which connect and send nothing cannot lock others out.
+    #[arg(long, default_value_t = 16 * 1024, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Seconds a new connection may take to send its first request's headers, whatever the
+    /// protocol (HTTP/1.1, h2c, TLS); then it is closed.
+    #[arg(long, default_value = "30", value_name = "SECS", value_parser = parse_seconds)]
+    pub header_timeout: Duration,
+
+    /// Seconds after which a call still running is answered as an SSE stream (for clients
+    /// that accept one), so keep-alives can flow; earlier if the server reports progress.
+    #[arg(long, default_value = "3", value_name = "SECS", value_parser = parse_seconds)]
+    pub stream_after: Duration,
+
+    /// Seconds between SSE keep-alive comments on a quiet stream (Dify and the Python SDK
+    /// give up after 300 s of silence; proxies often sooner).
+    #[arg(long, default_value = "15", value_name = "SECS", value_parser = parse_seconds)]
+    pub keep_alive: Duration,
+
+    /// Which sessions run a server process of their own (started by the client's initialize,
+    /// stopped with its session) instead of sharing the warm one. Over stdio a server cannot say
+    /// which client its own requests and log messages are for: only a server of a client's own
+    /// can send them to that client.
+    #[arg(long, value_enum, default_value_t = ServerPerSession::Auto, value_name = "WHEN")]
+    pub server_per_session: ServerPerSession,
+
+    /// Same as --server-per-session always.
+    #[arg(long, conflicts_with = "server_per_session")]
+    pub isolate: bool,
+
+    /// Most sessions with a server of their own at once; past it their initialize gets 503.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_children: usize,
+
+    /// The newest MCP protocol revision offered to clients. The stateless 2026-07-28 revision
+    /// (server/discover, no sessions) carries no requests of the server's to its clients and
+    /// no event stream yet, so it is offered only when named here; clients that speak both
+    /// then choose it. Never offered with --server-per-session always.
+    #[arg(
+        long,
+        default_value = versions::CHILD_REQUEST_VERSION,
+        value_name = "VERSION",
+        value_parser = parse_protocol_version
+    )]
+    pub max_protocol_version: &'static str,
+
+    /// Require this token on every request, as `Authorization: Bearer TOKEN` or
+    /// `X-API-Key: TOKEN`. Required to listen on a non-loopback address.
+    #[arg(
+        long,
+        env = "MCP_BRIDGE_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub auth_token: Option<String>,
+
+    /// Sign session ids with this secret (32 characters or more), so that replicas behind a load
+    /// balancer which share it accept each other's sessions; each replica still runs its own
+    /// server. GET streams, the server's requests to clients and sessions with a server of
+    /// their own stay on one replica: pin them by Mcp-Session-Id (see the README). Without it, a session is known
+    /// only to the process that opened it.
+    #[arg(
+        long,
+        env = "MCP_BRIDGE_SESSION_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub session_secret: Option<String>,
+
+    /// Listen on a non-loopback address without --auth-token (only when something else, such
+    /// as a firewall or an authenticating proxy, keeps strangers out).
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+
+    /// Also accept browser requests from this Origin (repeatable; `*` for any). Localhost
+    /// origins are always accepted; requests without an Origin header are not browsers.
+    #[arg(long, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+
+    /// Only accept requests whose Host header names one of these (repeatable; off by default,
+    /// because tunnels such as ngrok forward the public host name).
+    #[arg(long, value_name = "HOST")]
+    pub allowed_host: Vec<String>,
+
+    /// Let browser pages from ORIGIN (or `*`) call the bridge: answers CORS preflights and
+    /// exposes the Mcp-Session-Id header.
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors_origin: Option<String>,
+
+    /// Serve HTTPS with this certificate chain (PEM, server certificate first), for clients
+    /// that reach the bridge without a proxy or tunnel; needs --tls-key. SIGHUP reloads both.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// The stdio MCP server to run, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The subcommands: the documented ones, and the hidden ones the bridge runs itself (its demo
+/// server, its guard) or Docker runs (its healthcheck).
+#[derive(Debug, clap::Subcommand)]
+pub enum Subcommand {
+    /// Check a stdio MCP server: start it as the bridge would, run the handshake, list its
+    /// tools, prompts and resources, and report what would break Dify or other clients.
+    Doctor(DoctorArgs),
+    /// Print a shell completion script to stdout.
+    ///
+    /// For example `mcp-bridge completions bash >
+    /// ~/.local/share/bash-completion/completions/mcp-bridge`, or `mcp-bridge completions zsh >
+    /// ~/.zfunc/_mcp-bridge` with `~/.zfunc` in `fpath`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout.
+    ///
+    /// For example `mcp-bridge man > ~/.local/share/man/man1/mcp-bridge.1`, then `man mcp-bridge`;
+    /// `--dir` writes the subcommands' pages too.
+    Man(ManArgs),
+    /// GET a URL (by default http://127.0.0.1:8000/readyz) and exit 0 on a 2xx answer: the
+    /// Docker image's HEALTHCHECK, which has no curl.
+    #[command(hide = true)]
+    Healthcheck(HealthcheckArgs),
+    /// The built-in demo MCP server on stdin/stdout (what --demo runs as its child).
+    #[command(hide = true)]
+    DemoServer,
+    /// Runs COMMAND and kills its whole process group when the bridge dies.
+    #[command(hide = true)]
+    Guard {
+        #[arg(long)]
+        bridge_pid: i32,
+        #[arg(last = true, required = true)]
+        command: Vec<OsString>,
+    },
+}
+
+const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  mcp-bridge doctor --demo
+  mcp-bridge doctor -- npx -y @modelcontextprotocol/server-everything
+  mcp-bridge doctor --env API_KEY=secret --cwd /srv/tools -- uvx mcp-server-time
+
+Exit status: 0 when nothing blocks clients (warnings allowed), 1 when something does, 2 for a
+usage error.";
+
+/// The `doctor` subcommand's own flags: the server to check, given as to the bridge itself.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_long_help = DOCTOR_EXAMPLES,
+    override_usage = "mcp-bridge doctor [OPTIONS] -- <COMMAND> [ARGS]...\n       mcp-bridge doctor [OPTIONS] --demo"
+)]
+pub struct DoctorArgs {
+    /// Set an environment variable for the server (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(OsString, OsString)>,
+
+    /// Working directory for the server.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+
+    /// Seconds the server may take to answer initialize.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub startup_timeout: u64,
+
+    /// Check the built-in demo server instead of a command.
+    #[arg(long, conflicts_with = "command")]
+    pub demo: bool,
+
+    /// Check every server of an `mcpServers` config file instead of a command.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "demo"])]
+    pub config: Option<PathBuf>,
+
+    /// The stdio MCP server to check, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// Arguments of `mcp-bridge completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the completion script for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Arguments of `mcp-bridge man`.
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Write mcp-bridge.1 and a page per subcommand (mcp-bridge-doctor.1, ...) into DIR instead
+    /// of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Arguments of the hidden `mcp-bridge healthcheck`.
+#[derive(Debug, clap::Args)]
+pub struct HealthcheckArgs {
+    /// The plain-HTTP URL to GET; the exit status is 0 when it answers 2xx, else 1.
+    #[arg(
+        long,
+        env = "MCP_BRIDGE_HEALTHCHECK_URL",
+        default_value = "http://127.0.0.1:8000/readyz",
+        value_name = "URL"
+    )]
+    pub url: String,
+
+    /// Seconds to wait for the connection and the answer's status line.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+/// A usage problem found after parsing, reported as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error(
+        "no MCP server to bridge: give its command after `--` (e.g. `mcp-bridge -- npx -y @modelcontextprotocol/server-everything`) or use --demo"
+    )]
+    NoCommand,
+    #[error("cannot find the mcp-bridge executable (for the demo server and the guard): {0}")]
+    NoSelf(std::io::Error),
+    #[error(
+        "refusing to listen on {0} without --auth-token: anyone who can reach this machine could run the server's tools; set --auth-token (or MCP_BRIDGE_AUTH_TOKEN), or pass --allow-unauthenticated if something else keeps strangers out"
+    )]
+    Unprotected(String),
+    #[error("--auth-token must not be empty")]
+    EmptyToken,
+    #[error(transparent)]
+    WeakSecret(#[from] WeakSecret),
+}
+
+impl Cli {
+    pub fn into_config(self) -> Result<Config, UsageError> {
+        if self.auth_token.as_deref() == Some("") {
+            return Err(UsageError::EmptyToken);
+        }
+        if !is_loopback(&self.host) && self.auth_token.is_none() && !self.allow_unauthenticated {
+            return Err(UsageError::Unprotected(self.host));
+        }
+        let session_secret = self
+            .session_secret
+            .as_deref()
+            .map(SessionSecret::new)
+            .transpose()?;
+        let me = std::env::current_exe().map_err(UsageError::NoSelf)?;
+        let (program, args) = if self.demo {
+            (
+                me.clone().into_os_string(),
+                vec![OsString::from("demo-server")],
+            )
+        } else if self.config.is_some() {
+            // Every server's command comes from the file.
+            (OsString::new(), Vec::new())
+        } else {
+            let mut command = self.command.into_iter();
+            let program = command.next().ok_or(UsageError::NoCommand)?;
+            (program, command.collect())
+        };
+        let mut config = Config::new(ChildCommand {
+            program,
+            args,
+            env: self.env,
+            cwd: self.cwd,
+            guard: Some(me),
+            label: None,
+        });
+        config.server.path = self.path;
+        config.config_file = self.config;
+        config.json_logs = self.log_format == LogFormat::Json;
+        config.tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        };
+        config.server.startup_timeout = Duration::from_secs(self.startup_timeout);
+        config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
+        config.server.restart = self.restart;
+        config.server.request_timeout = self.request_timeout;
+        config.max_body_bytes = self.max_body;
+        config.max_connections = self.max_connections;
+        config.header_timeout = self.header_timeout;
+        config.server.max_message_bytes = self.max_message_bytes;
+        config.server.max_sessions = self.max_sessions;
+        config.server.session_idle_timeout = self.session_ttl;
+        config.server.max_in_flight = self.max_in_flight;
+        config.server.stream_after = self.stream_after;
+        config.server.keep_alive = self.keep_alive;
+        config.server.server_per_session = if self.isolate {
+            ServerPerSession::Always
+        } else {
+            self.server_per_session
+        };
+        config.server.max_children = self.max_children;
+        config.server.max_protocol_version = self.max_protocol_version;
+        config.server.session_secret = session_secret;
+        config.access = AccessPolicy {
+            auth_token: self.auth_token,
+            allowed_origins: self.allow_origin,
+            allowed_hosts: self.allowed_host,
+            cors_origin: self.cors_origin,
+        };
+        Ok(config)
+    }
+}
+
+pub fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.into(), value.into())),
+        _ => Err(format!("expected KEY=VALUE, got `{text}`")),
+    }
+}
+
+/// Loopback addresses and `localhost`: reachable only from this machine.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|secs| secs.is_finite() && *secs > 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("expected a positive number of seconds, got `{text}`"))
+}
+
+/// `1048576`, `512KiB`, `16MiB`, `1GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB`, as powers of 1024).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("expected a size such as 16MiB, got `{text}`"))?;
+    let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, KiB, MiB or GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(multiplier)
+        .filter(|size| *size > 0)
+        .ok_or_else(|| format!("`{text}` is not a usable size"))
+}
+
+fn parse_protocol_version(text: &str) -> Result<&'static str, String> {
+    versions::ALL_VERSIONS
+        .iter()
+        .find(|known| **known == text.trim())
+        .copied()
+        .ok_or_else(|| {
+            format!(
+                "unknown protocol version `{text}`; the bridge speaks {}",
+                versions::ALL_VERSIONS.join(", ")
+            )
+        })
+}
+
+fn parse_path(text: &str) -> Result<String, String> {
+    if !text.starts_with('/') {
+        return Err(format!("the path must start with `/`, got `{text}`"));
+    }
+    let trimmed = text.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mcp-bridge").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn command_after_double_dash_keeps_its_own_flags() {
+        let cli = parse(&["--port", "0", "--", "npx", "-y", "--port", "x"]).unwrap();
+        assert_eq!(cli.port, 0);
+        let config = cli.into_config().unwrap();
+        assert_eq!(config.server.child.program, "npx");
+        assert_eq!(config.server.child.args, ["-y", "--port", "x"]);
+    }
+
+    #[test]
+    fn env_and_path_are_checked() {
+        let cli = parse(&["-e", "A=b=c", "--path", "/x/", "--", "s"]).unwrap();
+        assert_eq!(cli.env, [("A".into(), "b=c".into())]);
+        assert_eq!(cli.path, "/x");
+        assert!(parse(&["--env", "NOVALUE", "--", "s"]).is_err());
+        assert!(parse(&["--path", "mcp", "--", "s"]).is_err());
+    }
+
+    #[test]
+    fn no_command_is_a_usage_error() {
+        assert!(matches!(
+            parse(&[]).unwrap().into_config(),
+            Err(UsageError::NoCommand)
+        ));
+        assert!(parse(&["--demo", "--", "x"]).is_err());
+    }
+
+    #[test]
+    fn sizes_and_seconds() {
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_seconds("-1").is_err());
+    }
+
+    #[test]
+    fn listening_beyond_loopback_needs_a_token_or_an_explicit_opt_out() {
+        for host in ["0.0.0.0", "::", "192.0.2.1", "example.com"] {
+            let cli = parse(&["--host", host, "--demo"]).unwrap();
+            assert!(
+                matches!(cli.into_config(), Err(UsageError::Unprotected(_))),
+                "{host}"
+            );
+        }
+        for host in ["127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.2"] {
+            assert!(
+                parse(&["--host", host, "--demo"])
+                    .unwrap()
+                    .into_config()
+                    .is_ok(),
+                "{host}"
+            );
+        }
+        let token = parse(&["--host", "0.0.0.0", "--auth-token", "t", "--demo"]).unwrap();
+        assert!(token.into_config().is_ok());
+        let open = parse(&["--host", "0.0.0.0", "--allow-unauthenticated", "--demo"]).unwrap();
+        assert!(open.into_config().is_ok());
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_keeps_the_loopback_rule() {
+        assert!(parse(&["--demo", "--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--demo", "--tls-key", "k.pem"]).is_err());
+        let config = parse(&["--demo", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        let files = config.tls.expect("TLS files");
+        assert_eq!(files.cert, PathBuf::from("c.pem"));
+        assert_eq!(files.key, PathBuf::from("k.pem"));
+        let plain = parse(&["--demo"]).unwrap().into_config().unwrap();
+        assert!(plain.tls.is_none());
+        let tls = ["--tls-cert", "c", "--tls-key", "k", "--demo"];
+        let open = parse(&[&["--host", "0.0.0.0"], &tls[..]].concat());
+        assert!(matches!(
+            open.unwrap().into_config(),
+            Err(UsageError::Unprotected(_))
+        ));
+    }
+
+    #[test]
+    fn isolate_is_a_server_per_session_always_and_2026_is_opt_in() {
+        let default = parse(&["--demo"]).unwrap().into_config().unwrap();
+        assert_eq!(default.server.server_per_session, ServerPerSession::Auto);
+        assert_eq!(default.server.max_protocol_version, "2025-11-25");
+        let isolate = parse(&["--demo", "--isolate", "--max-children", "3"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(isolate.server.server_per_session, ServerPerSession::Always);
+        assert_eq!(isolate.server.max_children, 3);
+        assert!(parse(&["--demo", "--isolate", "--server-per-session", "never"]).is_err());
+        let modern = parse(&["--demo", "--max-protocol-version", "2026-07-28"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(modern.server.max_protocol_version, "2026-07-28");
+        assert!(parse(&["--demo", "--max-protocol-version", "2027-01-01"]).is_err());
+    }
+
+    #[test]
+    fn demo_runs_this_executable() {
+        let config = parse(&["--demo"]).unwrap().into_config().unwrap();
+        assert_eq!(config.server.child.args, ["demo-server"]);
+    }
+
+    #[test]
+    fn a_session_secret_must_be_long_enough_and_reaches_every_server() {
+        let short = parse(&["--demo", "--session-secret", "hunter2"]).unwrap();
+        let refused = short.into_config().unwrap_err().to_string();
+        assert!(refused.contains("at least 32"), "{refused}");
+        let secret = "0123456789abcdef0123456789abcdef";
+        let config = parse(&["--demo", "--session-secret", secret])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(
+            config.server.session_secret,
+            Some(SessionSecret::new(secret).unwrap())
+        );
+    }
+}

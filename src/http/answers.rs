@@ -1,0 +1,57 @@
+//! A request's answer as the client takes it: plain JSON when the answer comes first; an SSE
+//! stream when a related message comes first, or when the answer takes longer than
+//! `--stream-after` (so keep-alives can flow), if the client accepts SSE.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Response;
+use tracing::debug;
+
+use super::body::Body;
+use super::reply::{Accepts, refused, respond};
+use super::sse::{self, AnswerStream};
+use crate::upstream::{Call, Outgoing, Session, Step, Upstream};
+
+/// Sends the request and answers with what the child says.
+pub async fn call_and_answer(
+    upstream: &Upstream,
+    outgoing: Outgoing<'_>,
+    accepts: Accepts,
+    keep_alive: Duration,
+) -> Response<Body> {
+    let session = outgoing.session.clone();
+    match Call::start(upstream, outgoing).await {
+        Ok(call) => answer(call, session.as_ref(), accepts, keep_alive).await,
+        Err(refusal) => refused(refusal, accepts),
+    }
+}
+
+/// Answers with what the child says about a call of `session`'s (if it has one).
+pub async fn answer(
+    mut call: Call,
+    session: Option<&Arc<Session>>,
+    accepts: Accepts,
+    keep_alive: Duration,
+) -> Response<Body> {
+    if !accepts.event_stream {
+        loop {
+            match call.step().await {
+                Step::Final(chunks) => return respond(accepts, chunks),
+                Step::LongRunning => {}
+                // A client that takes no stream: its session's event stream, if open, gets it.
+                Step::Related(message) => {
+                    if !session.is_some_and(|s| s.events().send(&message)) {
+                        debug!("dropping a message for a request whose client takes no stream");
+                    }
+                }
+            }
+        }
+    }
+    let first = match call.step().await {
+        Step::Final(chunks) => return respond(accepts, chunks),
+        Step::Related(message) => Some(message),
+        Step::LongRunning => None,
+    };
+    sse::response(Body::streaming(AnswerStream::new(call, first, keep_alive)))
+}

@@ -1,0 +1,342 @@
+//! The `--config` file: servers in the `mcpServers` JSON format that Claude Desktop, Cursor and
+//! most MCP docs use (`command`, `args`, `env`, `cwd`), plus optional bridge settings per server.
+//! Mistakes (unknown keys, a missing command, a duplicate or unusable name) are errors that name
+//! the line.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+
+use crate::upstream::settings::{RestartPolicy, ServerPerSession, ServerSettings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// One entry of `mcpServers`, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Entry {
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    cwd: Option<PathBuf>,
+    /// `"stdio"` (Cursor writes it); any other transport is not something to bridge.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// Claude Desktop's way of keeping an entry without running it.
+    #[serde(default)]
+    disabled: bool,
+    isolate: Option<bool>,
+    server_per_session: Option<PerSessionName>,
+    max_children: Option<usize>,
+    restart: Option<RestartName>,
+    startup_timeout: Option<f64>,
+    request_timeout: Option<f64>,
+    session_ttl: Option<f64>,
+    max_sessions: Option<usize>,
+    max_in_flight: Option<usize>,
+    stream_after: Option<f64>,
+    keep_alive: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RestartName {
+    OnFailure,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum PerSessionName {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct File {
+    mcp_servers: Servers,
+}
+
+/// The servers in the order written, names checked as they are read so that an error names
+/// the line.
+#[derive(Debug)]
+struct Servers(Vec<(String, Entry)>);
+
+impl<'de> Deserialize<'de> for Servers {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ServersVisitor;
+        impl<'de> Visitor<'de> for ServersVisitor {
+            type Value = Servers;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of servers by name")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Servers, A::Error> {
+                let mut servers: Vec<(String, Entry)> = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    if servers.iter().any(|(seen, _)| *seen == name) {
+                        return Err(de::Error::custom(format!(
+                            "the server name `{name}` is used twice"
+                        )));
+                    }
+                    if name.is_empty()
+                        || !name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                    {
+                        return Err(de::Error::custom(format!(
+                            "the server name `{name}` must be letters, digits, `-`, `_` or `.` \
+                             (it becomes part of the URL)"
+                        )));
+                    }
+                    let entry: Entry = map.next_value()?;
+                    if entry.command.as_deref().is_none_or(str::is_empty) && !entry.disabled {
+                        return Err(de::Error::custom(format!(
+                            "the server `{name}` has no \"command\""
+                        )));
+                    }
+                    if let Some(kind) = &entry.kind
+                        && kind != "stdio"
+                    {
+                        return Err(de::Error::custom(format!(
+                            "the server `{name}` is of type `{kind}`: only stdio servers are \
+                             bridged (an HTTP server needs no bridge)"
+                        )));
+                    }
+                    servers.push((name, entry));
+                }
+                Ok(Servers(servers))
+            }
+        }
+        deserializer.deserialize_map(ServersVisitor)
+    }
+}
+
+/// Reads the servers of a config file; `defaults` gives every setting a server does not set.
+pub fn load(path: &Path, defaults: &ServerSettings) -> Result<Vec<ServerSettings>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, defaults).map_err(|message| ConfigError::Invalid {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+/// The servers of a config file's text (errors carry the line and column).
+pub fn parse(text: &str, defaults: &ServerSettings) -> Result<Vec<ServerSettings>, String> {
+    let file: File = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut servers = Vec::new();
+    for (name, entry) in file.mcp_servers.0 {
+        if entry.disabled {
+            continue;
+        }
+        servers.push(settings(name, entry, defaults)?);
+    }
+    if servers.is_empty() {
+        return Err("no servers to run: \"mcpServers\" is empty (or every one is disabled)".into());
+    }
+    Ok(servers)
+}
+
+fn settings(
+    name: String,
+    entry: Entry,
+    defaults: &ServerSettings,
+) -> Result<ServerSettings, String> {
+    let seconds = |key: &str, value: Option<f64>| -> Result<Option<Duration>, String> {
+        match value {
+            None => Ok(None),
+            Some(secs) if secs.is_finite() && secs > 0.0 => Ok(Some(Duration::from_secs_f64(secs))),
+            Some(secs) => Err(format!(
+                "the server `{name}` has \"{key}\": {secs}; expected a positive number of seconds"
+            )),
+        }
+    };
+    let mut child = defaults.child.clone();
+    child.program = OsString::from(entry.command.unwrap_or_default());
+    child.args = entry.args.into_iter().map(OsString::from).collect();
+    child.env = entry
+        .env
+        .into_iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+    child.cwd = entry.cwd;
+    child.label = Some(name.clone());
+    let server_per_session = match (entry.isolate, entry.server_per_session) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "the server `{name}` has both \"isolate\" and \"serverPerSession\"; keep one \
+                 (\"isolate\": true is \"serverPerSession\": \"always\")"
+            ));
+        }
+        (Some(true), None) => ServerPerSession::Always,
+        (Some(false), None) => ServerPerSession::Auto,
+        (None, Some(PerSessionName::Auto)) => ServerPerSession::Auto,
+        (None, Some(PerSessionName::Always)) => ServerPerSession::Always,
+        (None, Some(PerSessionName::Never)) => ServerPerSession::Never,
+        (None, None) => defaults.server_per_session,
+    };
+    Ok(ServerSettings {
+        path: format!("/servers/{name}/mcp"),
+        restart: match entry.restart {
+            Some(RestartName::OnFailure) => RestartPolicy::OnFailure,
+            Some(RestartName::Always) => RestartPolicy::Always,
+            Some(RestartName::Never) => RestartPolicy::Never,
+            None => defaults.restart,
+        },
+        startup_timeout: seconds("startupTimeout", entry.startup_timeout)?
+            .unwrap_or(defaults.startup_timeout),
+        request_timeout: seconds("requestTimeout", entry.request_timeout)?
+            .or(defaults.request_timeout),
+        session_idle_timeout: seconds("sessionTtl", entry.session_ttl)?
+            .unwrap_or(defaults.session_idle_timeout),
+        stream_after: seconds("streamAfter", entry.stream_after)?.unwrap_or(defaults.stream_after),
+        keep_alive: seconds("keepAlive", entry.keep_alive)?.unwrap_or(defaults.keep_alive),
+        max_sessions: entry.max_sessions.unwrap_or(defaults.max_sessions),
+        max_in_flight: entry.max_in_flight.unwrap_or(defaults.max_in_flight),
+        max_message_bytes: defaults.max_message_bytes,
+        server_per_session,
+        max_children: entry.max_children.unwrap_or(defaults.max_children),
+        max_protocol_version: defaults.max_protocol_version,
+        session_secret: defaults.session_secret.clone(),
+        child,
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::child::ChildCommand;
+
+    fn defaults() -> ServerSettings {
+        ServerSettings {
+            name: "default".into(),
+            child: ChildCommand {
+                program: "unused".into(),
+                args: vec![],
+                env: vec![],
+                cwd: None,
+                guard: None,
+                label: None,
+            },
+            path: "/mcp".into(),
+            restart: RestartPolicy::OnFailure,
+            startup_timeout: Duration::from_secs(120),
+            request_timeout: None,
+            max_message_bytes: 1024,
+            max_sessions: 10,
+            session_idle_timeout: Duration::from_secs(60),
+            max_in_flight: 10,
+            stream_after: Duration::from_secs(3),
+            keep_alive: Duration::from_secs(15),
+            server_per_session: ServerPerSession::Auto,
+            max_children: 100,
+            max_protocol_version: "2025-11-25",
+            session_secret: None,
+        }
+    }
+
+    #[test]
+    fn reads_the_usual_format_with_bridge_settings() {
+        let text = r#"{
+          "mcpServers": {
+            "time": {"command": "uvx", "args": ["mcp-server-time"], "env": {"TZ": "UTC"}},
+            "files": {"command": "npx", "args": ["-y", "x"], "cwd": "/srv", "isolate": true,
+                      "requestTimeout": 30, "type": "stdio"},
+            "off": {"command": "x", "disabled": true}
+          }
+        }"#;
+        let servers = parse(text, &defaults()).unwrap();
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[0].name, "time");
+        assert_eq!(servers[0].path, "/servers/time/mcp");
+        assert_eq!(servers[0].child.program, "uvx");
+        assert_eq!(servers[0].child.env, vec![("TZ".into(), "UTC".into())]);
+        assert_eq!(servers[0].server_per_session, ServerPerSession::Auto);
+        assert_eq!(servers[1].server_per_session, ServerPerSession::Always);
+        assert_eq!(servers[1].max_children, 100);
+        assert_eq!(servers[1].request_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(servers[1].child.cwd.as_deref(), Some(Path::new("/srv")));
+    }
+
+    #[test]
+    fn server_per_session_is_chosen_per_server() {
+        let text = r#"{"mcpServers": {
+            "a": {"command": "x", "serverPerSession": "never"},
+            "b": {"command": "x", "serverPerSession": "always", "maxChildren": 7},
+            "c": {"command": "x"}
+        }}"#;
+        let servers = parse(text, &defaults()).unwrap();
+        assert_eq!(servers[0].server_per_session, ServerPerSession::Never);
+        assert_eq!(servers[1].server_per_session, ServerPerSession::Always);
+        assert_eq!(servers[1].max_children, 7);
+        assert_eq!(servers[2].server_per_session, ServerPerSession::Auto);
+        let both = r#"{"mcpServers": {"a": {"command": "x", "isolate": true, "serverPerSession": "never"}}}"#;
+        assert!(parse(both, &defaults()).unwrap_err().contains("keep one"));
+        let unknown = r#"{"mcpServers": {"a": {"command": "x", "serverPerSession": "sometimes"}}}"#;
+        assert!(
+            parse(unknown, &defaults())
+                .unwrap_err()
+                .contains("sometimes")
+        );
+    }
+
+    #[test]
+    fn mistakes_name_their_line() {
+        let unknown = "{\"mcpServers\": {\n  \"a\": {\"command\": \"x\",\n  \"comand\": \"y\"}}}";
+        let error = parse(unknown, &defaults()).unwrap_err();
+        assert!(
+            error.contains("unknown field `comand`") && error.contains("line 3"),
+            "{error}"
+        );
+        let missing = "{\"mcpServers\": {\n\n  \"a\": {\"args\": []}}}";
+        let error = parse(missing, &defaults()).unwrap_err();
+        assert!(
+            error.contains("has no \"command\"") && error.contains("line 3"),
+            "{error}"
+        );
+        let twice =
+            "{\"mcpServers\": {\n  \"a\": {\"command\": \"x\"},\n  \"a\": {\"command\": \"y\"}}}";
+        let error = parse(twice, &defaults()).unwrap_err();
+        assert!(
+            error.contains("used twice") && error.contains("line 3"),
+            "{error}"
+        );
+        let http = r#"{"mcpServers": {"a": {"type": "http", "command": "x"}}}"#;
+        assert!(parse(http, &defaults()).unwrap_err().contains("only stdio"));
+        let name = r#"{"mcpServers": {"a/b": {"command": "x"}}}"#;
+        assert!(
+            parse(name, &defaults())
+                .unwrap_err()
+                .contains("part of the URL")
+        );
+        assert!(
+            parse(r#"{"mcpServers": {}}"#, &defaults())
+                .unwrap_err()
+                .contains("empty")
+        );
+    }
+}

@@ -1,0 +1,431 @@
+//! Prometheus metrics at `GET /metrics`: requests by server, JSON-RPC method and status, their
+//! latency, and each server's requests in flight, open sessions (and those taken up from other
+//! replicas), restarts and whether its child is up. Counters are bumped as requests end; the
+//! rest is read from the servers when scraped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    server: Arc<String>,
+    method: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    server: Arc<String>,
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabels {
+    server: Arc<String>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    server: Arc<String>,
+    kind: &'static str,
+}
+
+type Latency = Family<MethodLabels, LatencyHistogram>;
+
+/// Upper bounds of the latency buckets: 100 µs to about 18 s, by factors of 3.
+const BOUNDS: [f64; 12] = [
+    0.0001, 0.0003, 0.0009, 0.0027, 0.0081, 0.0243, 0.0729, 0.2187, 0.6561, 1.9683, 5.9049, 17.7147,
+];
+
+/// A latency histogram counted with atomics: the crate's own takes a lock per observation,
+/// which every request of every worker thread would queue on.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyHistogram {
+    inner: Arc<LatencyCounts>,
+}
+
+#[derive(Debug, Default)]
+struct LatencyCounts {
+    /// Per bucket (not cumulative); the last is above every bound.
+    buckets: [AtomicU64; BOUNDS.len() + 1],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn observe(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let bucket = BOUNDS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BOUNDS.len());
+        let counts = &self.inner;
+        counts.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        counts.count.fetch_add(1, Ordering::Relaxed);
+        counts
+            .sum_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.inner.count.load(Ordering::Relaxed)
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let counts = &self.inner;
+        let buckets: Vec<(f64, u64)> = BOUNDS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::MAX))
+            .zip(counts.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
+            .collect();
+        let sum = counts.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(
+            sum,
+            counts.count.load(Ordering::Relaxed),
+            &buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Latency,
+    in_flight: Family<ServerLabels, Gauge>,
+    sessions: Family<ServerLabels, Gauge>,
+    restarts: Family<ServerLabels, Counter>,
+    up: Family<ServerLabels, Gauge>,
+    taken_up: Family<ServerLabels, Counter>,
+    session_servers: Family<ServerLabels, Gauge>,
+    undelivered: Family<KindLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("mcp_bridge");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Latency::default();
+        let in_flight = Family::<ServerLabels, Gauge>::default();
+        let sessions = Family::<ServerLabels, Gauge>::default();
+        let restarts = Family::<ServerLabels, Counter>::default();
+        let up = Family::<ServerLabels, Gauge>::default();
+        let taken_up = Family::<ServerLabels, Counter>::default();
+        let session_servers = Family::<ServerLabels, Gauge>::default();
+        let undelivered = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "HTTP requests by server, JSON-RPC method and HTTP status",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to the response headers (an SSE stream may run on), by server and JSON-RPC method",
+            latency.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Requests waiting on the server's child",
+            in_flight.clone(),
+        );
+        registry.register("sessions", "Open sessions", sessions.clone());
+        registry.register(
+            "child_restarts",
+            "Restarts of the server's child",
+            restarts.clone(),
+        );
+        registry.register(
+            "child_up",
+            "1 when the server's child has completed its handshake and serves",
+            up.clone(),
+        );
+        registry.register(
+            "sessions_taken_up",
+            "Sessions signed by another replica (or before a restart) that came here",
+            taken_up.clone(),
+        );
+        registry.register(
+            "session_servers",
+            "Server processes of sessions' own running (--server-per-session)",
+            session_servers.clone(),
+        );
+        registry.register(
+            "undelivered",
+            "Messages of the server's that reached no client because nothing ties them to one \
+             (its requests on a shared server are answered by the bridge, its logs dropped)",
+            undelivered.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            in_flight,
+            sessions,
+            restarts,
+            up,
+            taken_up,
+            session_servers,
+            undelivered,
+        }
+    }
+
+    /// One server's handles, made once so that counting a request costs no label lookup.
+    pub fn for_server(&self, server: &Arc<String>) -> ServerMetrics {
+        let per_method = |method: &'static str| {
+            let ok = self.requests.get_or_create_owned(&RequestLabels {
+                server: server.clone(),
+                method,
+                status: 200,
+            });
+            let latency = self.latency.get_or_create_owned(&MethodLabels {
+                server: server.clone(),
+                method,
+            });
+            (ok, latency)
+        };
+        ServerMetrics {
+            server: server.clone(),
+            requests: self.requests.clone(),
+            methods: METHODS.iter().map(|method| per_method(method)).collect(),
+        }
+    }
+
+    /// The text exposition, with the servers' current state read in first.
+    pub fn render(&self, servers: &[ServerGauges]) -> String {
+        for server in servers {
+            let labels = ServerLabels {
+                server: server.server.clone(),
+            };
+            self.in_flight
+                .get_or_create(&labels)
+                .set(server.in_flight as i64);
+            self.sessions
+                .get_or_create(&labels)
+                .set(server.sessions as i64);
+            self.up.get_or_create(&labels).set(i64::from(server.up));
+            raise_to(&self.restarts.get_or_create(&labels), server.restarts);
+            raise_to(&self.taken_up.get_or_create(&labels), server.taken_up);
+            self.session_servers
+                .get_or_create(&labels)
+                .set(server.session_servers as i64);
+            for (kind, count) in &server.undelivered {
+                let counter = self.undelivered.get_or_create(&KindLabels {
+                    server: server.server.clone(),
+                    kind,
+                });
+                raise_to(&counter, *count);
+            }
+        }
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+/// A counter kept by the server, copied in: raised to its count (counters never go down).
+fn raise_to(counter: &Counter, count: u64) {
+    counter.inc_by(count.saturating_sub(counter.get()));
+}
+
+/// One server's state as a scrape reads it.
+#[derive(Debug, Clone, Default)]
+pub struct ServerGauges {
+    pub server: Arc<String>,
+    pub in_flight: usize,
+    pub sessions: usize,
+    /// Its child has completed its handshake and serves.
+    pub up: bool,
+    pub restarts: u64,
+    /// Sessions signed elsewhere taken up here so far.
+    pub taken_up: u64,
+    /// Children of sessions' own running.
+    pub session_servers: usize,
+    /// What its children said that reached no client, by kind.
+    pub undelivered: Vec<(&'static str, u64)>,
+}
+
+/// Counts the requests of one server.
+#[derive(Debug)]
+pub struct ServerMetrics {
+    server: Arc<String>,
+    requests: Family<RequestLabels, Counter>,
+    /// For each of [`METHODS`]: its `200` counter and its latency histogram.
+    methods: Vec<(Counter, LatencyHistogram)>,
+}
+
+impl ServerMetrics {
+    /// Requests counted so far, whatever their method and status.
+    pub fn requests(&self) -> u64 {
+        self.methods
+            .iter()
+            .map(|(_, latency)| latency.count())
+            .sum()
+    }
+
+    /// Counts one finished request.
+    pub fn observe(&self, method: Option<&str>, status: u16, took: Duration) {
+        let index = method_index(method);
+        let (ok, latency) = &self.methods[index];
+        latency.observe(took);
+        if status == 200 {
+            ok.inc();
+        } else {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    server: self.server.clone(),
+                    method: METHODS[index],
+                    status,
+                })
+                .inc();
+        }
+    }
+}
+
+/// Method labels: the MCP methods by name; anything else is folded into `other` so that clients
+/// cannot grow the label set without bound; `-` for requests that are not JSON-RPC.
+const METHODS: [&str; 24] = [
+    "-",
+    "other",
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "server/discover",
+    "subscriptions/listen",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+    "batch",
+    "tasks/get",
+    "tasks/result",
+];
+
+fn method_index(method: Option<&str>) -> usize {
+    match method {
+        None => 0,
+        Some(method) => METHODS[2..]
+            .iter()
+            .position(|known| *known == method)
+            .map_or(1, |i| i + 2),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_mcp_fold_into_other() {
+        assert_eq!(METHODS[method_index(Some("tools/call"))], "tools/call");
+        assert_eq!(METHODS[method_index(Some("made/up/by/a/client"))], "other");
+        assert_eq!(METHODS[method_index(None)], "-");
+    }
+
+    #[test]
+    fn renders_requests_in_the_text_format() {
+        let metrics = Metrics::new();
+        let server = metrics.for_server(&Arc::new("time".to_owned()));
+        server.observe(Some("tools/call"), 200, Duration::from_millis(2));
+        server.observe(Some("tools/call"), 404, Duration::from_millis(2));
+        let text = metrics.render(&[]);
+        assert!(
+            text.contains(
+                r#"mcp_bridge_requests_total{server="time",method="tools/call",status="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"mcp_bridge_requests_total{server="time",method="tools/call",status="404"} 1"#
+        ));
+        assert!(text.contains("mcp_bridge_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn renders_each_servers_gauges() {
+        let metrics = Metrics::new();
+        let mut time = ServerGauges {
+            server: Arc::new("time".to_owned()),
+            in_flight: 3,
+            sessions: 7,
+            up: true,
+            restarts: 2,
+            taken_up: 5,
+            session_servers: 1,
+            undelivered: vec![("sampling/createMessage", 4)],
+        };
+        let files = ServerGauges {
+            server: Arc::new("files".to_owned()),
+            ..ServerGauges::default()
+        };
+        let text = metrics.render(&[time.clone(), files.clone()]);
+        for line in [
+            r#"mcp_bridge_requests_in_flight{server="time"} 3"#,
+            r#"mcp_bridge_sessions{server="time"} 7"#,
+            r#"mcp_bridge_child_up{server="time"} 1"#,
+            r#"mcp_bridge_child_restarts_total{server="time"} 2"#,
+            r#"mcp_bridge_sessions_taken_up_total{server="time"} 5"#,
+            r#"mcp_bridge_session_servers{server="time"} 1"#,
+            r#"mcp_bridge_undelivered_total{server="time",kind="sampling/createMessage"} 4"#,
+            r#"mcp_bridge_child_up{server="files"} 0"#,
+            r#"mcp_bridge_sessions{server="files"} 0"#,
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        // Counters kept by the server are copied in, never counted twice; gauges follow it.
+        time.restarts = 3;
+        time.sessions = 1;
+        time.up = false;
+        let text = metrics.render(&[time, files]);
+        for line in [
+            r#"mcp_bridge_child_restarts_total{server="time"} 3"#,
+            r#"mcp_bridge_sessions{server="time"} 1"#,
+            r#"mcp_bridge_child_up{server="time"} 0"#,
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+    }
+}

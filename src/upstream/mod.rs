@@ -1,0 +1,30 @@
+//! One server's transport-neutral core ([`server::Upstream`]): its settings ([`settings`]),
+//! its calls ([`call`]), sessions opened by `initialize` ([`open`]), what clients send besides
+//! requests ([`client`]), what its child says taken to the client it belongs to ([`router`],
+//! with [`origin`], [`child_requests`], [`subscriptions`], [`tasks`] and [`undelivered`]),
+//! supervision and restarts ([`supervisor`]), the handshake ([`handshake`]), children of
+//! sessions' own ([`isolation`]) and the bridge's own requests to a child ([`requests`]).
+
+pub mod call;
+pub mod child_requests;
+pub mod client;
+pub mod handshake;
+pub mod isolation;
+pub mod open;
+pub mod origin;
+pub mod requests;
+pub mod router;
+pub mod server;
+pub mod settings;
+pub mod subscriptions;
+pub mod supervisor;
+pub mod tasks;
+pub mod undelivered;
+
+pub use call::{Call, Outgoing, Refused, Step};
+pub use client::Canceller;
+pub use handshake::StartError;
+pub use isolation::Session;
+pub use open::{Initialize, Opening};
+pub use server::{Start, Upstream};
+pub use settings::{RestartPolicy, ServerPerSession, ServerSettings};

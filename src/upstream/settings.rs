@@ -1,0 +1,144 @@
+//! Everything about one bridged server, however it was given (the command line, a config
+//! file's entry): its command, endpoint, limits and timeouts, when it restarts, and which
+//! sessions get a server of their own.
+
+use std::time::Duration;
+
+use crate::child::{ChildCommand, Exit};
+use crate::session::ClientHello;
+use crate::session::ids::SessionSecret;
+
+/// Everything about one bridged server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    /// The name in URLs (`/servers/NAME/mcp`), metrics and logs.
+    pub name: String,
+    pub child: ChildCommand,
+    /// The Streamable HTTP endpoint; the legacy SSE endpoints sit beside it.
+    pub path: String,
+    pub restart: RestartPolicy,
+    pub startup_timeout: Duration,
+    pub request_timeout: Option<Duration>,
+    pub max_message_bytes: usize,
+    pub max_sessions: usize,
+    pub session_idle_timeout: Duration,
+    pub max_in_flight: usize,
+    pub stream_after: Duration,
+    pub keep_alive: Duration,
+    /// Which sessions get a child of their own instead of the shared one.
+    pub server_per_session: ServerPerSession,
+    /// Sessions with a child of their own at once, at most.
+    pub max_children: usize,
+    /// The newest protocol revision offered to clients (the stateless 2026-07-28 revision is
+    /// offered only when this names it).
+    pub max_protocol_version: &'static str,
+    /// Shared by the replicas (the command line's, for every server of a file).
+    pub session_secret: Option<SessionSecret>,
+}
+
+impl ServerSettings {
+    /// A server running `child` with the command line's defaults, named after its program.
+    pub fn new(child: ChildCommand) -> Self {
+        Self {
+            name: child.name(),
+            child,
+            path: "/mcp".into(),
+            restart: RestartPolicy::OnFailure,
+            startup_timeout: Duration::from_secs(120),
+            request_timeout: None,
+            max_message_bytes: 64 * 1024 * 1024,
+            max_sessions: 10_000,
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            max_in_flight: 4096,
+            stream_after: Duration::from_secs(3),
+            keep_alive: Duration::from_secs(15),
+            server_per_session: ServerPerSession::Auto,
+            max_children: 100,
+            max_protocol_version: crate::wire::versions::CHILD_REQUEST_VERSION,
+            session_secret: None,
+        }
+    }
+}
+
+/// When to start the server again after it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RestartPolicy {
+    /// After a non-zero exit or a signal; a clean exit (status 0) ends the bridge.
+    OnFailure,
+    /// After every exit.
+    Always,
+    /// Never: the bridge ends with the server's status.
+    Never,
+}
+
+impl RestartPolicy {
+    pub fn restarts_after(self, exit: &Exit) -> bool {
+        match self {
+            RestartPolicy::Always => true,
+            RestartPolicy::Never => false,
+            RestartPolicy::OnFailure => !exit.status.is_some_and(|s| s.success()),
+        }
+    }
+}
+
+/// Which sessions get a child of their own instead of sharing the warm one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServerPerSession {
+    /// Sessions whose client declared sampling, elicitation or roots, so that the server's
+    /// requests reach exactly that client; the rest share (Dify too: it declares sampling and
+    /// roots but refuses both).
+    Auto,
+    /// Every session (`--isolate`): for servers that keep state per client.
+    Always,
+    /// No session: every client shares the warm server, whose own requests get an error (a
+    /// decline for elicitation) and whose log messages are not delivered.
+    Never,
+}
+
+/// Clients that declare capabilities they refuse when asked: Dify declares `sampling` and
+/// `roots` in every `initialize` and answers both with an error. A child of its own would cost
+/// Dify a process start per tool call and give it nothing.
+const REFUSES_WHAT_IT_DECLARES: [&str; 1] = ["Dify"];
+
+impl ServerPerSession {
+    /// Whether a client whose `initialize` said `hello` gets a child of its own.
+    pub fn gives_own_child(self, hello: &ClientHello) -> bool {
+        match self {
+            ServerPerSession::Always => true,
+            ServerPerSession::Never => false,
+            ServerPerSession::Auto => {
+                hello.capabilities.answers_any()
+                    && !REFUSES_WHAT_IT_DECLARES.contains(&hello.client_name.as_str())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::ClientCapabilities;
+
+    fn hello(name: &str, sampling: bool, roots: bool) -> ClientHello {
+        ClientHello {
+            capabilities: ClientCapabilities {
+                sampling,
+                elicitation: false,
+                roots,
+            },
+            client_name: name.into(),
+        }
+    }
+
+    #[test]
+    fn by_default_only_clients_that_can_answer_get_a_child_of_their_own() {
+        let auto = ServerPerSession::Auto;
+        assert!(auto.gives_own_child(&hello("fastmcp", true, false)));
+        assert!(auto.gives_own_child(&hello("inspector", false, true)));
+        assert!(!auto.gives_own_child(&hello("inspector-cli", false, false)));
+        // Dify declares sampling and roots in every initialize and refuses both.
+        assert!(!auto.gives_own_child(&hello("Dify", true, true)));
+        assert!(ServerPerSession::Always.gives_own_child(&hello("Dify", true, true)));
+        assert!(!ServerPerSession::Never.gives_own_child(&hello("fastmcp", true, false)));
+    }
+}

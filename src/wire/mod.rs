@@ -1,0 +1,11 @@
+//! The wire format, with no I/O: JSON-RPC envelopes and error objects ([`jsonrpc`]), long
+//! answers recognised by their ends ([`sniff`]), the fields inside `params` the bridge routes by
+//! and splicing them ([`fields`]), protocol versions ([`versions`]), the cached handshake
+//! ([`initialize`]) and the stateless 2026-07-28 form ([`stateless`]).
+
+pub mod fields;
+pub mod initialize;
+pub mod jsonrpc;
+pub mod sniff;
+pub mod stateless;
+pub mod versions;
