@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::calls::{call, secs};
+use support::calls::secs;
 use support::{Bridge, Http, assert_no_survivors, is_alive, tool_text};
 
 /// Prints a measured figure where `cargo test -- --nocapture` (and the CI log) shows it.
@@ -34,10 +34,13 @@ async fn a_helper_that_leaves_the_process_group_dies_with_its_server() {
         let mut bridge = Bridge::fixture(&["--shutdown-timeout", "1", "--restart", "never"]);
         let http = Http::new();
         let session = http.open_session(&bridge.url).await;
-        let helper: i32 =
-            tool_text(&call(&http, &bridge.url, &session, 1, "spawn_detached", json!({})).await)
-                .parse()
-                .expect("the helper's pid");
+        let helper: i32 = tool_text(
+            &http
+                .call_tool(&bridge.url, &session, json!(1), "spawn_detached", json!({}))
+                .await,
+        )
+        .parse()
+        .expect("the helper's pid");
         assert!(is_alive(helper));
         let started = Instant::now();
         match stop {
@@ -72,9 +75,13 @@ async fn a_server_that_closes_its_stdout_and_lives_on_is_noticed_at_once() {
     let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
     let session = http.open_session(&bridge.url).await;
-    let before: i32 = tool_text(&call(&http, &bridge.url, &session, 1, "pid", json!({})).await)
-        .parse()
-        .unwrap();
+    let before: i32 = tool_text(
+        &http
+            .call_tool(&bridge.url, &session, json!(1), "pid", json!({}))
+            .await,
+    )
+    .parse()
+    .unwrap();
     let started = Instant::now();
     let closed = http
         .call_tool(&bridge.url, &session, json!(2), "close_stdout", json!({}))
@@ -314,7 +321,9 @@ async fn a_child_that_stops_reading_its_stdin_holds_nobody_past_request_timeout(
         *outcomes.entry((status.as_u16(), code)).or_insert(0) += 1;
     }
     let took = started.elapsed();
-    assert!(took < secs(10), "{took:?}");
+    // Uploading 320 MB through a debug build on two busy cores takes seconds of its own; what
+    // this bounds is the hang (without the fix every call waits for the child forever).
+    assert!(took < secs(30), "{took:?}");
     assert!(
         outcomes
             .keys()
@@ -341,7 +350,7 @@ async fn a_child_that_stops_reading_its_stdin_holds_nobody_past_request_timeout(
         )
         .await;
     assert_eq!(small["error"]["code"], -32001, "{small}");
-    assert!(started.elapsed() < secs(5), "{:?}", started.elapsed());
+    assert!(started.elapsed() < secs(8), "{:?}", started.elapsed());
     withstood(
         "a small call in a new session",
         format!("{:?}", started.elapsed()),
@@ -356,7 +365,7 @@ async fn a_child_that_stops_reading_its_stdin_holds_nobody_past_request_timeout(
         )
         .await;
     assert_eq!(status.status, hyper::StatusCode::OK);
-    assert!(started.elapsed() < secs(7), "{:?}", started.elapsed());
+    assert!(started.elapsed() < secs(10), "{:?}", started.elapsed());
     bridge.stop();
 }
 
@@ -432,15 +441,15 @@ async fn params_with_a_routed_key_twice_are_refused_never_forwarded() {
     let refused = http.post(&bridge.url, Some(&other), twice).await.json();
     assert_eq!(refused["error"]["code"], -32602, "{refused}");
     let seen = support::calls::text_json(
-        &support::calls::call(
-            &http,
-            &bridge.url,
-            &other,
-            3,
-            "subscriptions_seen",
-            json!({}),
-        )
-        .await,
+        &http
+            .call_tool(
+                &bridge.url,
+                &other,
+                json!(3),
+                "subscriptions_seen",
+                json!({}),
+            )
+            .await,
     );
     assert!(
         !seen
@@ -450,11 +459,10 @@ async fn params_with_a_routed_key_twice_are_refused_never_forwarded() {
             .any(|s| s[0] == "unsubscribe"),
         "the child heard an unsubscribe: {seen}"
     );
-    support::calls::call(
-        &http,
+    http.call_tool(
         &bridge.url,
         &other,
-        4,
+        json!(4),
         "touch",
         json!({"uri": "fixture://a"}),
     )
@@ -483,15 +491,15 @@ async fn params_with_a_routed_key_twice_are_refused_never_forwarded() {
         "refused: {:?}",
         reply.body
     );
-    let alive = support::calls::call(
-        &http,
-        &bridge.url,
-        &other,
-        6,
-        "echo",
-        json!({"message": "alive"}),
-    )
-    .await;
+    let alive = http
+        .call_tool(
+            &bridge.url,
+            &other,
+            json!(6),
+            "echo",
+            json!({"message": "alive"}),
+        )
+        .await;
     assert_eq!(tool_text(&alive), "alive", "the child ran neither tool");
     drop(keeper_get);
     bridge.stop();

@@ -2,8 +2,9 @@
 //! command) against the real binary bridging `tests/fixtures/conformance_server.mjs`, a stdio
 //! server with every tool, resource, prompt and capability that the suite's server scenarios
 //! ask for. One test per scenario, each on a bridge of its own; the `isolated` module runs the
-//! same scenarios with `--isolate`. A test passes when the suite reports no failed check
-//! (warnings are printed, as the suite itself does not count them as failures).
+//! same scenarios with `--isolate`. A test passes when the suite ran checks, at least one of
+//! them passed and none failed (warnings are printed, as the suite itself does not count them as
+//! failures).
 //!
 //! Needs `scripts/install-test-deps` (the suite, the Node 22 it runs on, and the TypeScript SDK
 //! the fixture is written with). One scenario by hand:
@@ -16,13 +17,12 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Bridge, repo_root, require, test_deps};
+use support::{Bridge, process, repo_root, require, test_deps};
 
 /// Longest a scenario may run. The suite's client gives up on a request after 60 s, so a
 /// scenario whose tool call is never answered still ends well within this.
@@ -49,8 +49,10 @@ fn bridge_on_fixture(extra: &[&str]) -> Bridge {
 /// What one run of the suite's `server --scenario NAME` said.
 struct Outcome {
     success: bool,
-    /// The suite's checks (`checks.json`), when it wrote them.
+    /// The suite's checks (every `checks.json` it wrote).
     checks: Vec<Value>,
+    /// Where it was told to write them.
+    results_dir: PathBuf,
     /// Its stdout and stderr, for the failure message.
     output: String,
 }
@@ -64,11 +66,13 @@ impl Outcome {
     }
 }
 
-/// Runs one scenario of the suite against `url`.
+/// Runs one scenario of the suite against `url`. Its results directory is left for the caller
+/// to remove, so that a failure can name it and leave it to be looked at.
 fn run_scenario(url: &str, scenario: &str) -> Outcome {
     let (node, index) = suite();
-    let out_dir = scratch_dir(scenario);
-    let mut child = Command::new(node)
+    let results_dir = scratch_dir(scenario);
+    let mut command = Command::new(node);
+    command
         .arg(index)
         .args([
             "server",
@@ -78,32 +82,11 @@ fn run_scenario(url: &str, scenario: &str) -> Outcome {
             scenario,
             "--output-dir",
         ])
-        .arg(&out_dir)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the conformance suite");
-    // Read both pipes on threads so that a chatty run never blocks on a full pipe.
-    let readers = [
-        read_all(child.stdout.take().expect("piped stdout")),
-        read_all(child.stderr.take().expect("piped stderr")),
-    ];
-    let deadline = Instant::now() + SCENARIO_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let [stdout, stderr] = readers.map(|r| strip_ansi(&r.join().unwrap_or_default()));
-    let checks = read_checks(&out_dir);
+        .arg(&results_dir)
+        .env("NO_COLOR", "1");
+    let finished = process::run(command, SCENARIO_TIMEOUT);
+    let [stdout, stderr] = [&finished.stdout, &finished.stderr].map(|text| strip_ansi(text));
+    let checks = read_checks(&results_dir);
     // With its checks at hand, the suite's stdout (the same checks, pretty-printed, and the
     // scenario's description after each failure) adds nothing: keep it only without them.
     let mut output = String::new();
@@ -113,13 +96,13 @@ fn run_scenario(url: &str, scenario: &str) -> Outcome {
     if !stderr.trim().is_empty() {
         let _ = write!(output, "stderr:\n{stderr}\n");
     }
-    if status.is_none() {
-        let _ = write!(output, "\n(killed after {SCENARIO_TIMEOUT:?})");
+    if finished.status.is_none() {
+        let _ = write!(output, "\n({})", finished.ending());
     }
-    let _ = std::fs::remove_dir_all(&out_dir);
     Outcome {
-        success: status.is_some_and(|s| s.success()),
+        success: finished.success(),
         checks,
+        results_dir,
         output,
     }
 }
@@ -145,14 +128,6 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
-fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
 /// A fresh directory for the suite's results (it writes `<dir>/server-<scenario>-<time>/`).
 fn scratch_dir(scenario: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
@@ -168,16 +143,18 @@ fn scratch_dir(scenario: &str) -> PathBuf {
     dir
 }
 
-/// Every check in every `checks.json` under `dir`.
+/// Every check in every `checks.json` under `dir`; panics on one that is not a list of checks
+/// (an unreadable file must not pass for a run without checks).
 fn read_checks(dir: &Path) -> Vec<Value> {
     let mut checks = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let file = entry.path().join("checks.json");
-        let parsed = std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|text| serde_json::from_str::<Value>(&text).ok());
-        if let Some(Value::Array(list)) = parsed {
-            checks.extend(list);
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Array(list)) => checks.extend(list),
+            other => panic!("{} is not a list of checks: {other:?}", file.display()),
         }
     }
     checks
@@ -221,7 +198,8 @@ fn clip(text: &str, max: usize) -> String {
 }
 
 /// Runs `scenario` against a bridge started with `extra` flags; panics with the suite's
-/// failed checks (and the bridge's log) unless the suite passes it.
+/// failed checks (and the bridge's log) unless the suite ran checks, passed at least one and
+/// failed none.
 fn assert_scenario_passes(extra: &[&str], scenario: &str) {
     let mut bridge = bridge_on_fixture(extra);
     let started = Instant::now();
@@ -231,16 +209,31 @@ fn assert_scenario_passes(extra: &[&str], scenario: &str) {
         eprintln!("{scenario}: warnings:\n{}", describe(&warnings));
     }
     let failures = outcome.with_status("FAILURE");
-    if !outcome.success || !failures.is_empty() {
+    let passed = outcome.with_status("SUCCESS");
+    let verdict = if outcome.checks.is_empty() {
+        Some(format!(
+            "  no check ran: no checks.json under {} (left there)\n",
+            outcome.results_dir.display()
+        ))
+    } else if !failures.is_empty() {
+        Some(describe(&failures))
+    } else if passed.is_empty() {
+        Some(format!(
+            "  no check passed ({} checks in {}, left there):\n{}",
+            outcome.checks.len(),
+            outcome.results_dir.display(),
+            describe(&outcome.checks.iter().collect::<Vec<_>>())
+        ))
+    } else if !outcome.success {
+        Some("  (no failed check recorded)\n".to_owned())
+    } else {
+        None
+    };
+    if let Some(verdict) = verdict {
         panic!(
             "conformance scenario {scenario} failed against mcp-bridge {extra:?} \
-             (after {:.1?}):\n{}\n{}the bridge's log:\n{}",
+             (after {:.1?}):\n{verdict}\n{}the bridge's log:\n{}",
             started.elapsed(),
-            if failures.is_empty() {
-                "  (no failed check recorded)\n".to_owned()
-            } else {
-                describe(&failures)
-            },
             if outcome.output.is_empty() {
                 String::new()
             } else {
@@ -249,6 +242,7 @@ fn assert_scenario_passes(extra: &[&str], scenario: &str) {
             clip(&bridge.log(), 6000),
         );
     }
+    let _ = std::fs::remove_dir_all(&outcome.results_dir);
     bridge.stop();
 }
 
@@ -321,21 +315,32 @@ scenarios! {
 #[test]
 fn every_server_scenario_of_the_suite_has_a_test() {
     let (node, index) = suite();
-    let output = Command::new(node)
+    let mut command = Command::new(node);
+    command
         .arg(index)
         .args(["list", "--server"])
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the conformance suite's list");
-    assert!(output.status.success(), "{output:?}");
-    let listed: BTreeSet<String> = String::from_utf8_lossy(&output.stdout)
+        .env("NO_COLOR", "1");
+    let output = process::run(command, Duration::from_secs(60));
+    assert!(
+        output.success(),
+        "the suite's list failed ({}):\n{}\n{}",
+        output.ending(),
+        output.stdout,
+        output.stderr
+    );
+    let listed: BTreeSet<String> = output
+        .stdout
         .lines()
         .filter_map(|line| line.trim().strip_prefix("- "))
         .filter_map(|item| item.split_whitespace().next())
         .map(str::to_owned)
         .collect();
-    assert!(!listed.is_empty(), "no scenario listed: {output:?}");
+    assert!(
+        !listed.is_empty(),
+        "no scenario listed:\n{}\n{}",
+        output.stdout,
+        output.stderr
+    );
     let ours: BTreeSet<String> = SCENARIOS.iter().map(|s| (*s).to_owned()).collect();
     let missing: Vec<_> = listed.difference(&ours).collect();
     let unknown: Vec<_> = ours.difference(&listed).collect();

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::calls::{
-    assert_no_message, call, call_body, child_id_of, expect_ok, secs, spawn, stateless_headers,
+    assert_no_message, call_body, child_id_of, expect_ok, secs, spawn, stateless_headers,
     stateless_meta, text_json, wait_cancelled_at_child, within,
 };
 use support::sdk::{ALL_SDKS, Opts, Sdk, run_client, spawn_client};
+use support::session::Session;
 use support::third_party::{self, NativeEverything, Venv, everything_command};
 use support::{Bridge, Http, dify_headers, tool_text};
 
@@ -37,9 +38,7 @@ async fn metric(http: &Http, url: &str, series: &str) -> f64 {
 }
 
 async fn child_pid(http: &Http, url: &str, session: &str) -> i32 {
-    tool_text(&call(http, url, session, 90, "pid", json!({})).await)
-        .parse()
-        .expect("a pid")
+    support::calls::child_pid(&Session::from_id(http, url, session.to_owned())).await
 }
 
 fn everything_bridge(extra: &[&str]) -> Bridge {
@@ -277,35 +276,30 @@ async fn the_childs_request_for_a_client_that_did_not_declare_it_reaches_no_othe
             None,
         );
         let call = http.open_post(&bridge.url, Some(&session), body).await;
-        child_id_of(&http, &bridge.url, &session, name).await;
+        child_id_of(&Session::from_id(&http, &bridge.url, session.clone()), name).await;
         capable.push((session, get, call));
     }
     let (asker, _) = http
         .open_session_as(&bridge.url, "2025-06-18", json!({}), "tools-only")
         .await;
 
-    let sampled = call(
-        &http,
-        &bridge.url,
-        &asker,
-        7,
-        "sample",
-        json!({"prompt": "my salary is 123"}),
-    )
-    .await;
+    let asking = Session::from_id(&http, &bridge.url, asker);
+    let sampled = asking
+        .call("sample", json!({"prompt": "my salary is 123"}))
+        .await;
     let child_got = text_json(&sampled);
     assert_eq!(child_got["error"]["code"], -32601, "{child_got}");
     let why = child_got["error"]["message"].as_str().unwrap_or("");
     assert!(why.contains("shared server"), "{why}");
-    let elicited = text_json(&call(&http, &bridge.url, &asker, 8, "elicit", json!({})).await);
+    let elicited = text_json(&asking.call("elicit", json!({})).await);
     assert_eq!(
         elicited["result"],
         json!({"action": "decline"}),
         "elicitation is declined for the client: {elicited}"
     );
-    let roots = text_json(&call(&http, &bridge.url, &asker, 9, "list_roots", json!({})).await);
+    let roots = text_json(&asking.call("list_roots", json!({})).await);
     assert_eq!(roots["error"]["code"], -32601, "{roots}");
-    let pinged = text_json(&call(&http, &bridge.url, &asker, 10, "ping_client", json!({})).await);
+    let pinged = text_json(&asking.call("ping_client", json!({})).await);
     assert_eq!(
         pinged["result"],
         json!({}),
@@ -748,15 +742,16 @@ async fn a_stateless_cancellation_cancels_its_senders_call_in_the_child_and_no_o
     };
     let mine = start("Bearer alice", 7);
     let theirs = start("Bearer bob", 7);
-    let alice_id = child_id_of(&http, &bridge.url, &session, "stateless Bearer alice").await;
-    child_id_of(&http, &bridge.url, &session, "stateless Bearer bob").await;
+    let observer = Session::from_id(&http, &bridge.url, session.clone());
+    let alice_id = child_id_of(&observer, "stateless Bearer alice").await;
+    child_id_of(&observer, "stateless Bearer bob").await;
 
     assert_eq!(cancel("Bearer mallory", 7).await, StatusCode::ACCEPTED);
     assert_eq!(cancel("Bearer alice", 7).await, StatusCode::ACCEPTED);
     let answer = within(mine, secs(10), "alice's cancelled call").await;
     let last = answer.last().expect("an answer");
     assert_eq!(last["error"]["code"], -32800, "{answer:?}");
-    let seen = wait_cancelled_at_child(&http, &bridge.url, &session, &alice_id).await;
+    let seen = wait_cancelled_at_child(&observer, &alice_id).await;
     assert_eq!(
         seen,
         vec![alice_id],

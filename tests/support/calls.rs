@@ -1,12 +1,14 @@
-//! A session's calls and what comes back, as the integration tests make and read them: tools/call
-//! bodies, a request's whole answer (JSON or SSE), the fixture server's JSON reports, and tasks
-//! run in the background with a deadline.
+//! Requests and what comes back, as the integration tests make and read them: tools/call
+//! bodies, a request's whole answer (JSON or SSE), progress notifications, the fixture server's
+//! reports (its pid, the requests and cancellations it saw), and tasks run in the background
+//! with a deadline.
 
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
+use super::session::Session;
 use super::{Http, Streaming, tool_text};
 
 pub fn secs(n: u64) -> Duration {
@@ -44,40 +46,28 @@ pub async fn request(http: &Http, url: &str, session: &str, id: Value, body: Str
     messages
 }
 
-/// tools/call; returns the answer (the last message of the reply).
-pub async fn call(
-    http: &Http,
-    url: &str,
-    session: &str,
-    id: i64,
-    tool: &str,
-    args: Value,
-) -> Value {
-    let messages = request(
-        http,
-        url,
-        session,
-        json!(id),
-        call_body(json!(id), tool, args, None),
-    )
-    .await;
-    messages.last().unwrap().clone()
-}
-
 /// The text of a tools/call answer, parsed as JSON (the fixture's reports are JSON).
 pub fn text_json(answer: &Value) -> Value {
     let text = tool_text(answer);
     serde_json::from_str(text).unwrap_or_else(|e| panic!("tool text is not JSON ({e}): {text}"))
 }
 
-/// Polls the fixture's `requests_seen` until a tools/call whose `message` argument is `tag`
-/// has reached the child; returns the id the child saw it under.
-pub async fn child_id_of(http: &Http, url: &str, session: &str, tag: &str) -> Value {
+pub fn is_progress(message: &Value) -> bool {
+    message["method"] == "notifications/progress"
+}
+
+/// The pid of the fixture server serving `session`.
+pub async fn child_pid(session: &Session) -> i32 {
+    session.text("pid", json!({})).await.parse().expect("a pid")
+}
+
+/// Polls the fixture's `requests_seen` (through `observer`, a session of the same child) until a
+/// tools/call whose `message` argument is `tag` has reached the child; returns the id the child
+/// saw it under.
+pub async fn child_id_of(observer: &Session, tag: &str) -> Value {
     let deadline = Instant::now() + secs(10);
-    let mut n = 1000;
     loop {
-        n += 1;
-        let seen = text_json(&call(http, url, session, n, "requests_seen", json!({})).await);
+        let seen = observer.json("requests_seen", json!({})).await;
         if let Some(entry) = seen
             .as_array()
             .unwrap()
@@ -94,18 +84,12 @@ pub async fn child_id_of(http: &Http, url: &str, session: &str, tag: &str) -> Va
     }
 }
 
-/// Polls the fixture's `cancelled_seen` for up to 5 s until it contains `id`; returns the list.
-pub async fn wait_cancelled_at_child(
-    http: &Http,
-    url: &str,
-    session: &str,
-    id: &Value,
-) -> Vec<Value> {
+/// Polls the fixture's `cancelled_seen` (through `observer`) for up to 5 s until it contains
+/// `id`; returns the list.
+pub async fn wait_cancelled_at_child(observer: &Session, id: &Value) -> Vec<Value> {
     let deadline = Instant::now() + secs(5);
-    let mut n = 2000;
     loop {
-        n += 1;
-        let seen = text_json(&call(http, url, session, n, "cancelled_seen", json!({})).await);
+        let seen = observer.json("cancelled_seen", json!({})).await;
         let seen = seen.as_array().unwrap().clone();
         if seen.contains(id) || Instant::now() > deadline {
             return seen;

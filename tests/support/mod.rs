@@ -17,7 +17,9 @@ use serde_json::Value;
 
 pub mod calls;
 pub mod nginx;
+pub mod process;
 pub mod sdk;
+pub mod session;
 pub mod third_party;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-bridge");
@@ -612,6 +614,14 @@ pub fn sse_items(body: &[u8]) -> Vec<SseItem> {
     let mut items = parser.feed(body);
     items.extend(parser.feed(b"\n\n"));
     items
+}
+
+/// How many `: keep-alive` comments are among `items`.
+pub fn keep_alives(items: &[SseItem]) -> usize {
+    items
+        .iter()
+        .filter(|i| matches!(i, SseItem::Comment(c) if c.trim() == "keep-alive"))
+        .count()
 }
 
 /// The JSON-RPC messages of a complete reply, whether it is JSON (one message or a batch) or SSE.

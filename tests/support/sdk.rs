@@ -1,11 +1,14 @@
 //! The official SDK clients of tests/clients (Python `mcp` 1.x and 2.x, TypeScript
 //! `@modelcontextprotocol/sdk`), each run on a scenario, bounded in time.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use super::process::{self, Running};
 use super::{repo_root, require, test_deps};
+
+/// Longest a client may run; the clients give up on their own after 40 s (`--timeout`).
+const CLIENT_LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Sdk {
@@ -30,10 +33,7 @@ pub struct Opts {
 pub struct RunningClient {
     sdk: Sdk,
     scenario: Vec<String>,
-    child: std::process::Child,
-    started: Instant,
-    stdout: std::thread::JoinHandle<String>,
-    stderr: std::thread::JoinHandle<String>,
+    process: Running,
 }
 
 pub fn spawn_client(sdk: Sdk, url: &str, opts: Opts, scenario: &[&str]) -> RunningClient {
@@ -63,61 +63,30 @@ pub fn spawn_client(sdk: Sdk, url: &str, opts: Opts, scenario: &[&str]) -> Runni
             command
         }
     };
-    command
-        .arg(url)
-        .args(scenario)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("start the SDK client");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
+    command.arg(url).args(scenario);
     RunningClient {
         sdk,
         scenario: scenario.iter().map(|s| s.to_string()).collect(),
-        child,
-        started: Instant::now(),
-        stdout: std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
-        }),
-        stderr: std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        }),
+        process: process::start(command, CLIENT_LIMIT),
     }
 }
 
 impl RunningClient {
     /// Waits (at most 60 s, then kills it) and asserts the scenario passed; returns stdout.
-    pub fn finish(mut self) -> String {
-        let deadline = self.started + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let stdout = self.stdout.join().unwrap_or_default();
-        let stderr = self.stderr.join().unwrap_or_default();
-        let ok =
-            status.is_some_and(|s| s.success()) && stdout.lines().any(|l| l.starts_with("OK "));
+    pub fn finish(self) -> String {
+        let finished = self.process.finish();
+        let ok = finished.success() && finished.stdout.lines().any(|l| l.starts_with("OK "));
         assert!(
             ok,
-            "{:?} {:?} failed after {:?} ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            "{:?} {:?} failed after {:?} ({}):\nstdout:\n{}\nstderr:\n{}",
             self.sdk,
             self.scenario,
-            self.started.elapsed(),
-            status.map_or("killed after 60 s".to_owned(), |s| s.to_string()),
+            finished.elapsed,
+            finished.ending(),
+            finished.stdout,
+            finished.stderr,
         );
-        stdout
+        finished.stdout
     }
 }
 

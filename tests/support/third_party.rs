@@ -3,14 +3,14 @@
 //! on a scenario, bounded in time; and server-everything in its own Streamable HTTP mode, to
 //! compare what a client gets from the server itself.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{repo_root, require, test_deps};
+use super::{process, repo_root, require, test_deps};
 
 /// Which interpreter a scenario needs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,17 +42,20 @@ pub fn run(venv: Venv, scenario: &str, url: &str, args: &[&str]) -> Value {
         .arg(scenario)
         .arg(url)
         .args(args);
-    let (ok, stdout, stderr) = run_bounded(command, Duration::from_secs(120));
-    let report = stdout
+    let finished = process::run(command, Duration::from_secs(120));
+    let report = finished
+        .stdout
         .lines()
         .rev()
         .find_map(|line| line.strip_prefix("OK "))
-        .filter(|_| ok);
+        .filter(|_| finished.success());
     match report {
         Some(json) => serde_json::from_str(json).expect("the OK line carries JSON"),
         None => panic!(
-            "{scenario} {args:?} failed:\nstdout:\n{stdout}\nstderr:\n{}",
-            tail(&stderr)
+            "{scenario} {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            finished.ending(),
+            finished.stdout,
+            tail(&finished.stderr)
         ),
     }
 }
@@ -71,52 +74,16 @@ pub fn inspector(url: &str, args: &[&str]) -> Value {
         .arg(url)
         .args(["--transport", "http"])
         .args(args);
-    let (ok, stdout, stderr) = run_bounded(command, Duration::from_secs(60));
+    let finished = process::run(command, Duration::from_secs(60));
     assert!(
-        ok,
-        "inspector {args:?} failed:\n{stdout}\n{}",
-        tail(&stderr)
+        finished.success(),
+        "inspector {args:?} failed ({}):\n{}\n{}",
+        finished.ending(),
+        finished.stdout,
+        tail(&finished.stderr)
     );
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("the inspector printed no JSON ({e}):\n{stdout}"))
-}
-
-fn run_bounded(mut command: Command, limit: Duration) -> (bool, String, String) {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("start the client");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let stdout = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let stderr = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = stdout.join().unwrap_or_default();
-    let mut stderr = stderr.join().unwrap_or_default();
-    if status.is_none() {
-        stderr.push_str(&format!("\n(killed after {limit:?})"));
-    }
-    (status.is_some_and(|s| s.success()), stdout, stderr)
+    serde_json::from_str(&finished.stdout)
+        .unwrap_or_else(|e| panic!("the inspector printed no JSON ({e}):\n{}", finished.stdout))
 }
 
 fn tail(text: &str) -> &str {
