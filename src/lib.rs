@@ -7,6 +7,8 @@
 //! - [`sync`]: locks that keep working after a panic.
 //! - [`wire`]: the wire format: JSON-RPC envelopes, the fields routed by, splicing, protocol
 //!   versions, the cached handshake, the stateless revision's form. No I/O.
+//! - [`tools`]: the tools a client is shown: the operator's tool policy, schema repair for
+//!   clients that read schemas narrowly (Dify), the listing both apply to. No I/O.
 //! - [`child`]: the child process: spawning it under its guard, its stdin, its stdout read
 //!   line by line and reported through a small trait; it knows no sessions.
 //! - [`mux`]: bridge ids and what arrives for each request in flight.
@@ -29,6 +31,7 @@ pub mod serve;
 pub mod servers;
 pub mod session;
 pub mod sync;
+pub mod tools;
 pub mod upstream;
 pub mod wire;
 

@@ -171,11 +171,11 @@ fn the_fixture_server_passes_with_warnings() {
 }
 
 #[test]
-fn a_broken_server_fails_with_a_hint_for_each_problem() {
+fn a_broken_server_is_repaired_for_dify_and_fails_without_the_repair() {
     let marker = marker();
     let server = broken_server();
     let run = doctor(&["--", "python3", &server, &marker]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = &run.stdout;
     assert!(report.contains("  server     broken 0.1\n"), "{report}");
     assert!(
@@ -184,20 +184,83 @@ fn a_broken_server_fails_with_a_hint_for_each_problem() {
     );
     for line in [
         "✓ protocol 2025-03-26: Dify and the SDKs accept it\n",
-        "⚠ 4 tools in 2 pages: Dify reads only the first page (3 tools)\n",
-        "✗ 1 tool without inputSchema: no_schema\n",
-        "  hint: one tool without inputSchema makes Dify drop the whole tool list;",
-        "✗ 1 property with a non-standard type: upload.file (\"file\")\n",
-        "⚠ 1 property with $ref or without type, plain strings in Dify: upload.target ($ref)\n",
+        "✓ 4 tools in 2 pages: the bridge gives Dify every tool on one page\n",
+        "⚠ 1 tool without inputSchema: no_schema (the bridge gives them {\"type\": \"object\"})\n",
+        "⚠ as the server sends them: 1 property with a non-standard type: upload.file (\"file\")\n",
+        "⚠ as the server sends them: 1 property with $ref or without type, plain strings in Dify: upload.target ($ref)\n",
+        "✓ for Dify: every tool has an inputSchema of type \"object\"\n",
+        "✓ for Dify: every property has a standard type\n",
+        "✓ repaired for Dify: upload: mapped type \"file\" of \"file\" to \"string\"; inlined $ref \"#/$defs/target\"; dropped $defs\n",
         "⚠ 1 line on stdout that is not JSON-RPC (first: \"Broken server v0.1 starting...\")\n",
         "  hint: stdout is the MCP channel: print banners and logs to stderr",
         "⚠ 1 line on stderr that looks like errors (first: \"Error: something\")\n",
-        "FAILED: 2 blocking problems, 4 warnings.\n",
+        "OK: nothing blocks Dify or other clients (5 warnings).\n",
     ] {
         assert!(report.contains(line), "missing {line:?} in\n{report}");
     }
     assert_one_hint_per_problem(report);
     assert_stopped(&marker);
+
+    // Without the repair, Dify gets the server's tools as they are.
+    let run = doctor(&[
+        "--repair-schemas",
+        "never",
+        "--",
+        "python3",
+        &server,
+        &marker,
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = &run.stdout;
+    for line in [
+        "⚠ 4 tools in 2 pages: Dify reads only the first page (3 tools)\n",
+        "✗ 1 property with a non-standard type: upload.file (\"file\")\n",
+        "⚠ 1 property with $ref or without type, plain strings in Dify: upload.target ($ref)\n",
+        "FAILED: 1 blocking problem, 5 warnings.\n",
+    ] {
+        assert!(report.contains(line), "missing {line:?} in\n{report}");
+    }
+    assert_one_hint_per_problem(report);
+    assert_stopped(&marker);
+}
+
+#[test]
+fn the_tool_policy_is_shown_and_a_name_it_does_not_find_is_a_warning() {
+    let server = broken_server();
+    let run = doctor(&[
+        "--deny-tool",
+        "search",
+        "--deny-tool",
+        "serach_docs",
+        "--rename-tool",
+        "upload=send_file",
+        "--",
+        "python3",
+        &server,
+    ]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = &run.stdout;
+    for line in [
+        "  tools      3: no_schema, send_file, later\n",
+        "✓ the tool policy shows 3 of 4 tools\n",
+        "✓ hidden (not listed, calls refused): search\n",
+        "✓ renamed: upload as send_file\n",
+        "⚠ the tool policy names a tool the server does not list: denied \"serach_docs\"\n",
+    ] {
+        assert!(report.contains(line), "missing {line:?} in\n{report}");
+    }
+    assert_one_hint_per_problem(report);
+    let clash = doctor(&[
+        "--rename-tool",
+        "a=x",
+        "--rename-tool",
+        "b=x",
+        "--",
+        "python3",
+        &server,
+    ]);
+    assert_eq!(clash.code, 2, "{}", clash.stdout);
+    assert!(clash.stderr.contains("both renamed to"), "{}", clash.stderr);
 }
 
 #[test]
@@ -299,15 +362,24 @@ fn a_config_file_is_checked_server_by_server() {
     let path = dir.join("servers.json");
     let config = serde_json::json!({"mcpServers": {
         "demo": {"command": BIN, "args": ["demo-server"]},
-        "broken": {"command": "python3", "args": [broken_server()]},
+        "broken": {"command": "python3", "args": [broken_server()], "repairSchemas": "never",
+                   "tools": {"deny": ["later"]}},
     }});
     std::fs::write(&path, config.to_string()).unwrap();
     let run = doctor(&["--config", path.to_str().unwrap()]);
-    assert_eq!(run.code, 1, "the broken server blocks");
+    assert_eq!(run.code, 1, "the broken server, unrepaired, blocks");
     assert!(run.stdout.contains("mcp-bridge doctor: demo"));
     assert!(run.stdout.contains("mcp-bridge doctor: broken"));
     assert!(run.stdout.contains("OK: nothing blocks"));
-    assert!(run.stdout.contains("FAILED: 2 blocking problems"));
+    assert!(
+        run.stdout
+            .contains("✓ hidden (not listed, calls refused): later\n")
+    );
+    assert!(
+        run.stdout.contains("FAILED: 1 blocking problem"),
+        "{}",
+        run.stdout
+    );
     std::fs::write(&path, "{\"mcpServers\": {\"a\": {}}}").unwrap();
     let run = doctor(&["--config", path.to_str().unwrap()]);
     assert_eq!(run.code, 2);

@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The layers, lowest first: each folder (or file) of `src/` may import only those before it.
-const LAYERS: [&str; 10] = [
-    "sync", "wire", "child", "mux", "session", "upstream", "servers", "http", "serve", "front",
+const LAYERS: [&str; 11] = [
+    "sync", "wire", "tools", "child", "mux", "session", "upstream", "servers", "http", "serve",
+    "front",
 ];
 
 #[test]

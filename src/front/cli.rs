@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use super::values::{parse_env, parse_path, parse_protocol_version, parse_seconds, parse_size};
+use super::values::{
+    parse_env, parse_pair, parse_path, parse_protocol_version, parse_seconds, parse_size,
+};
+use crate::tools::ToolPolicy;
+use crate::upstream::settings::RepairSchemas;
 use crate::upstream::{RestartPolicy, ServerPerSession};
 use crate::wire::versions;
 
@@ -161,6 +165,16 @@ pub struct Cli {
     #[arg(long, conflicts_with = "server_per_session")]
     pub isolate: bool,
 
+    #[command(flatten)]
+    pub tools: ToolArgs,
+
+    /// Which clients get every tool on one page with schemas Dify can read: local $ref
+    /// inlined, allOf merged, nullable types flattened, unknown types made strings, and the
+    /// server's elicitation requests declined for them. `auto`: clients whose initialize names
+    /// them Dify. Other clients get the server's tools as it sent them.
+    #[arg(long, value_enum, default_value_t = RepairSchemas::Auto, value_name = "WHEN")]
+    pub repair_schemas: RepairSchemas,
+
     /// Most sessions with a server of their own at once; past it their initialize gets 503.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub max_children: usize,
@@ -312,9 +326,55 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "demo"])]
     pub config: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub tools: ToolArgs,
+
+    /// Judge the tools as clients get them with this --repair-schemas: `auto` and `always`
+    /// check Dify's view after the repair, `never` the server's schemas as they are.
+    #[arg(long, value_enum, default_value_t = RepairSchemas::Auto, value_name = "WHEN")]
+    pub repair_schemas: RepairSchemas,
+
     /// The stdio MCP server to check, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// The single server's tool policy (a config file's servers have `"tools"` each). Every name
+/// is the server's own; hidden tools are left out of tools/list and their calls refused.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Tool policy")]
+pub struct ToolArgs {
+    /// Show only the tools matching NAME, a name or a glob with * and ? (repeatable).
+    #[arg(long = "allow-tool", value_name = "NAME")]
+    pub allow: Vec<String>,
+
+    /// Hide the tools matching NAME, a name or a glob (repeatable; wins over --allow-tool).
+    #[arg(long = "deny-tool", value_name = "NAME")]
+    pub deny: Vec<String>,
+
+    /// Show only the tools whose annotations say readOnlyHint: true.
+    #[arg(long = "read-only-tools")]
+    pub read_only: bool,
+
+    /// Show the tool OLD as NEW; clients call it by NEW (repeatable).
+    #[arg(long = "rename-tool", value_name = "OLD=NEW", value_parser = parse_pair)]
+    pub rename: Vec<(String, String)>,
+
+    /// Give the tool NAME this description instead of the server's (repeatable).
+    #[arg(long = "describe-tool", value_name = "NAME=TEXT", value_parser = parse_pair)]
+    pub describe: Vec<(String, String)>,
+}
+
+impl ToolArgs {
+    pub fn policy(&self) -> ToolPolicy {
+        ToolPolicy {
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+            read_only: self.read_only,
+            rename: self.rename.clone(),
+            descriptions: self.describe.clone(),
+        }
+    }
 }
 
 /// Arguments of `mcp-bridge completions`.

@@ -10,6 +10,7 @@ use crate::http::access::AccessPolicy;
 use crate::http::tls::TlsFiles;
 use crate::serve::Config;
 use crate::session::ids::{SessionSecret, WeakSecret};
+use crate::tools::policy::PolicyError;
 use crate::upstream::ServerPerSession;
 
 /// A usage problem found after parsing, reported as one line.
@@ -29,6 +30,12 @@ pub enum UsageError {
     EmptyToken,
     #[error(transparent)]
     WeakSecret(#[from] WeakSecret),
+    #[error("the tool policy cannot apply: {0}")]
+    ToolPolicy(#[from] PolicyError),
+    #[error(
+        "--allow-tool, --deny-tool, --read-only-tools, --rename-tool and --describe-tool are for the single server; with --config give each server its \"tools\" in the file"
+    )]
+    ToolFlagsWithConfig,
 }
 
 impl Cli {
@@ -44,6 +51,11 @@ impl Cli {
             .as_deref()
             .map(SessionSecret::new)
             .transpose()?;
+        let tools = self.tools.policy();
+        tools.check()?;
+        if self.config.is_some() && !tools.is_empty() {
+            return Err(UsageError::ToolFlagsWithConfig);
+        }
         let me = std::env::current_exe().map_err(UsageError::NoSelf)?;
         let (program, args) = if self.demo {
             (
@@ -94,6 +106,8 @@ impl Cli {
         config.server.max_children = self.max_children;
         config.server.max_protocol_version = self.max_protocol_version;
         config.server.session_secret = session_secret;
+        config.server.tools = tools;
+        config.server.repair_schemas = self.repair_schemas;
         config.access = AccessPolicy {
             auth_token: self.auth_token,
             allowed_origins: self.allow_origin,
@@ -130,6 +144,48 @@ mod tests {
         let config = cli.into_config().unwrap();
         assert_eq!(config.server.child.program, "npx");
         assert_eq!(config.server.child.args, ["-y", "--port", "x"]);
+    }
+
+    #[test]
+    fn tool_flags_make_the_single_servers_policy() {
+        let cli = parse(&[
+            "--allow-tool",
+            "get_*",
+            "--deny-tool",
+            "get_secret",
+            "--read-only-tools",
+            "--rename-tool",
+            "get_weather=weather",
+            "--describe-tool",
+            "get_weather=Today's weather",
+            "--repair-schemas",
+            "always",
+            "--",
+            "s",
+        ])
+        .unwrap();
+        let config = cli.into_config().unwrap();
+        let policy = &config.server.tools;
+        assert_eq!(policy.allow, ["get_*"]);
+        assert_eq!(policy.deny, ["get_secret"]);
+        assert!(policy.read_only);
+        assert_eq!(policy.shown_name("get_weather"), "weather");
+        assert_eq!(policy.description("get_weather"), Some("Today's weather"));
+        assert_eq!(
+            config.server.repair_schemas,
+            crate::upstream::settings::RepairSchemas::Always
+        );
+        assert!(parse(&["--rename-tool", "nonew", "--", "s"]).is_err());
+        let clash = parse(&["--rename-tool", "a=x", "--rename-tool", "b=x", "--", "s"]).unwrap();
+        assert!(matches!(
+            clash.into_config(),
+            Err(UsageError::ToolPolicy(_))
+        ));
+        let with_file = parse(&["--config", "f.json", "--deny-tool", "x"]).unwrap();
+        assert!(matches!(
+            with_file.into_config(),
+            Err(UsageError::ToolFlagsWithConfig)
+        ));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The command line's own value types: `KEY=VALUE`, seconds, sizes with units, protocol
+//! The command line's own value types: `KEY=VALUE`, `NAME=VALUE`, seconds, sizes with units, protocol
 //! versions and endpoint paths, each refused with a message that says what was expected.
 
 use std::ffi::OsString;
@@ -10,6 +10,16 @@ pub fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.into(), value.into())),
         _ => Err(format!("expected KEY=VALUE, got `{text}`")),
+    }
+}
+
+/// `NAME=VALUE` where NAME is a tool's name (the value may hold `=` and spaces).
+pub fn parse_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() && !value.is_empty() => {
+            Ok((name.to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected NAME=VALUE, got `{text}`")),
     }
 }
 

@@ -36,6 +36,7 @@ pub fn open(bridge: &Arc<Bridge>, exchange: &mut Exchange<'_>) -> Response<Body>
         // Settled by the client's initialize, which comes later on this transport.
         protocol_version: versions::KNOWN_VERSIONS[0],
         client: ClientCapabilities::default(),
+        tools: crate::tools::View::Plain,
         transport: Transport::LegacySse,
         own_server: None,
     });

@@ -1,7 +1,8 @@
 //! One message of a session's client, whatever carried it (a Streamable HTTP POST, an element
 //! of a batch, a legacy SSE POST): a request is answered by the bridge itself (subscriptions it
-//! counts) or sent on as a call; a notification or an answer to the child's request is passed
-//! on and accepted. Each transport then delivers the outcome its own way.
+//! counts, the tool list it keeps) or sent on as a call; a notification or an answer to the
+//! child's request is passed on and accepted. Each transport then delivers the outcome its own
+//! way.
 
 use std::sync::Arc;
 
@@ -34,6 +35,13 @@ pub async fn in_session(
     match &message.kind {
         Kind::Request { id, method } => {
             if let Some(answer) = upstream.subscription(session, method, id, body, message.params) {
+                return Handled::Answered(answer);
+            }
+            if method == "tools/list"
+                && let Some(answer) = upstream
+                    .list_tools(Some(session), id, message.params, false)
+                    .await
+            {
                 return Handled::Answered(answer);
             }
             let outgoing = Outgoing {

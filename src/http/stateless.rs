@@ -95,6 +95,11 @@ pub async fn post(
             "invalid request: 2026-07-28 has no initialize; use server/discover, or send \
              initialize without MCP-Protocol-Version: 2026-07-28",
         ),
+        "tools/list"
+            if let Some(answer) = upstream.list_tools(None, id, message.params, true).await =>
+        {
+            json(StatusCode::OK, answer)
+        }
         _ => {
             let outgoing = Outgoing {
                 body: &body,

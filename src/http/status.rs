@@ -37,9 +37,9 @@ pub async fn status(gateway: &Gateway, headers: &HeaderMap) -> Response<Body> {
     for bridge in gateway.servers().iter() {
         let upstream = bridge.upstream();
         let status = upstream.status();
-        let tools = match bridge.tools().await {
-            Ok(tools) => tools,
-            Err(why) => json!({"error": why}),
+        let (tools, hidden) = match bridge.tools().await {
+            Ok((tools, hidden)) => (tools, Value::from(hidden)),
+            Err(why) => (json!({"error": why}), Value::Null),
         };
         servers.push(json!({
             "name": bridge.name().as_str(),
@@ -56,6 +56,8 @@ pub async fn status(gateway: &Gateway, headers: &HeaderMap) -> Response<Body> {
             "in_flight": upstream.requests_in_flight(),
             "sessions": upstream.sessions().count(),
             "tools": tools,
+            "tools_hidden": hidden,
+            "tool_calls_refused": upstream.tool_calls_refused(),
         }));
     }
     let body = json!({"version": env!("CARGO_PKG_VERSION"), "servers": Value::from(servers)});

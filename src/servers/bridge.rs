@@ -16,9 +16,6 @@ use crate::upstream::{ServerPerSession, ServerSettings, Start, StartError, Upstr
 /// How long the status page waits for the child's tool list.
 const TOOLS_WITHIN: Duration = Duration::from_secs(5);
 
-/// How long the status page shows the same tool list before asking the child again.
-const TOOLS_FRESH_FOR: Duration = Duration::from_secs(10);
-
 /// One bridged server.
 pub struct Bridge {
     name: Arc<String>,
@@ -26,8 +23,6 @@ pub struct Bridge {
     endpoints: Endpoints,
     metrics: ServerMetrics,
     started: Instant,
-    /// The child's tools as last listed, and when, for the status page.
-    tools: tokio::sync::Mutex<Option<(Instant, Value)>>,
 }
 
 /// Where a server answers.
@@ -72,7 +67,6 @@ impl Bridge {
             upstream,
             endpoints,
             started: Instant::now(),
-            tools: tokio::sync::Mutex::new(None),
         };
         Ok((Arc::new(bridge), supervision))
     }
@@ -111,39 +105,25 @@ impl Bridge {
             taken_up: upstream.sessions().taken_up(),
             session_servers: upstream.session_servers(),
             undelivered: upstream.undelivered().counts().collect(),
+            tools: upstream.tool_counts(),
+            tool_calls_refused: upstream.tool_calls_refused(),
         }
     }
 
-    /// The shared child's tools (`result.tools` of `tools/list`, first page), asked at most
-    /// every few seconds.
-    pub async fn tools(&self) -> Result<Value, String> {
+    /// The shared child's tools as clients are shown them (every page, the policy applied),
+    /// and how many the policy hides.
+    pub async fn tools(&self) -> Result<(Value, usize), String> {
         if self.settings().server_per_session == ServerPerSession::Always {
             return Err("every session runs a server of its own, which lists them".into());
         }
-        let mut cached = self.tools.lock().await;
-        if let Some((at, tools)) = &*cached
-            && at.elapsed() < TOOLS_FRESH_FOR
-        {
-            return Ok(tools.clone());
-        }
-        let result = self
-            .upstream
-            .ask_shared("tools/list", "{}", TOOLS_WITHIN)
+        let listed = tokio::time::timeout(TOOLS_WITHIN, self.upstream.shared_tools())
             .await
-            .map_err(|e| match e {
-                AskError::Timeout(_) => {
-                    format!("the server did not list its tools within {TOOLS_WITHIN:?}")
-                }
-                AskError::Refused(error) => format!("tools/list answered {error}"),
-                e => e.to_string(),
-            })?;
-        let result: Value = serde_json::from_str(result.get()).map_err(|e| e.to_string())?;
-        let tools = result["tools"].clone();
-        if !tools.is_array() {
-            return Err("tools/list answered no tools list".into());
-        }
-        *cached = Some((Instant::now(), tools.clone()));
-        Ok(tools)
+            .map_err(|_| format!("the server did not list its tools within {TOOLS_WITHIN:?}"))?;
+        let (tools, hidden) = listed.map_err(|e| match e {
+            AskError::Refused(error) => format!("tools/list answered {error}"),
+            e => e.to_string(),
+        })?;
+        Ok((Value::Array(tools), hidden))
     }
 
     /// Whether `path` is one of this server's endpoints.

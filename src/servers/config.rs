@@ -12,7 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
-use crate::upstream::settings::{RestartPolicy, ServerPerSession, ServerSettings};
+use crate::tools::ToolPolicy;
+use crate::upstream::settings::{RepairSchemas, RestartPolicy, ServerPerSession, ServerSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -52,6 +53,32 @@ struct Entry {
     max_in_flight: Option<usize>,
     stream_after: Option<f64>,
     keep_alive: Option<f64>,
+    tools: Option<ToolsEntry>,
+    repair_schemas: Option<RepairName>,
+}
+
+/// A server's `"tools"`: its tool policy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ToolsEntry {
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    deny: Vec<String>,
+    #[serde(default)]
+    read_only: bool,
+    #[serde(default)]
+    rename: BTreeMap<String, String>,
+    #[serde(default)]
+    descriptions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RepairName {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -198,7 +225,25 @@ fn settings(
         (None, Some(PerSessionName::Never)) => ServerPerSession::Never,
         (None, None) => defaults.server_per_session,
     };
+    let tools = entry.tools.unwrap_or_default();
+    let tools = ToolPolicy {
+        allow: tools.allow,
+        deny: tools.deny,
+        read_only: tools.read_only,
+        rename: tools.rename.into_iter().collect(),
+        descriptions: tools.descriptions.into_iter().collect(),
+    };
+    tools.check().map_err(|e| {
+        format!("the server `{name}` has a \"tools\" policy that cannot apply: {e}")
+    })?;
     Ok(ServerSettings {
+        tools,
+        repair_schemas: match entry.repair_schemas {
+            Some(RepairName::Auto) => RepairSchemas::Auto,
+            Some(RepairName::Always) => RepairSchemas::Always,
+            Some(RepairName::Never) => RepairSchemas::Never,
+            None => defaults.repair_schemas,
+        },
         path: format!("/servers/{name}/mcp"),
         restart: match entry.restart {
             Some(RestartName::OnFailure) => RestartPolicy::OnFailure,
@@ -256,6 +301,8 @@ mod tests {
             max_children: 100,
             max_protocol_version: "2025-11-25",
             session_secret: None,
+            tools: ToolPolicy::default(),
+            repair_schemas: RepairSchemas::Auto,
         }
     }
 
@@ -280,6 +327,32 @@ mod tests {
         assert_eq!(servers[1].max_children, 100);
         assert_eq!(servers[1].request_timeout, Some(Duration::from_secs(30)));
         assert_eq!(servers[1].child.cwd.as_deref(), Some(Path::new("/srv")));
+    }
+
+    #[test]
+    fn a_server_has_a_tool_policy_and_a_repair_setting_of_its_own() {
+        let text = r#"{"mcpServers": {
+            "gh": {"command": "x", "repairSchemas": "always", "tools": {
+                "allow": ["get_*", "search"], "deny": ["get_secret"], "readOnly": true,
+                "rename": {"get_issue": "issue"}, "descriptions": {"search": "Find code"}}},
+            "plain": {"command": "y"}
+        }}"#;
+        let servers = parse(text, &defaults()).unwrap();
+        let policy = &servers[0].tools;
+        assert_eq!(policy.allow, ["get_*", "search"]);
+        assert_eq!(policy.deny, ["get_secret"]);
+        assert!(policy.read_only);
+        assert_eq!(policy.rename, [("get_issue".into(), "issue".into())]);
+        assert_eq!(policy.description("search"), Some("Find code"));
+        assert_eq!(servers[0].repair_schemas, RepairSchemas::Always);
+        assert!(servers[1].tools.is_empty());
+        assert_eq!(servers[1].repair_schemas, RepairSchemas::Auto);
+        let clash = r#"{"mcpServers": {"a": {"command": "x",
+            "tools": {"rename": {"one": "same", "two": "same"}}}}}"#;
+        let error = parse(clash, &defaults()).unwrap_err();
+        assert!(error.contains("both renamed to"), "{error}");
+        let typo = r#"{"mcpServers": {"a": {"command": "x", "tools": {"alow": []}}}}"#;
+        assert!(parse(typo, &defaults()).unwrap_err().contains("alow"));
     }
 
     #[test]

@@ -34,6 +34,12 @@ struct ServerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabels {
+    server: Arc<String>,
+    policy: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     server: Arc<String>,
     kind: &'static str,
@@ -119,6 +125,8 @@ pub struct Metrics {
     taken_up: Family<ServerLabels, Counter>,
     session_servers: Family<ServerLabels, Gauge>,
     undelivered: Family<KindLabels, Counter>,
+    tools: Family<PolicyLabels, Gauge>,
+    tool_calls_refused: Family<ServerLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -145,6 +153,8 @@ impl Metrics {
         let taken_up = Family::<ServerLabels, Counter>::default();
         let session_servers = Family::<ServerLabels, Gauge>::default();
         let undelivered = Family::<KindLabels, Counter>::default();
+        let tools = Family::<PolicyLabels, Gauge>::default();
+        let tool_calls_refused = Family::<ServerLabels, Counter>::default();
         registry.register(
             "requests",
             "HTTP requests by server, JSON-RPC method and HTTP status",
@@ -187,6 +197,17 @@ impl Metrics {
              (its requests on a shared server are answered by the bridge, its logs dropped)",
             undelivered.clone(),
         );
+        registry.register(
+            "tools",
+            "The server's tools by what the tool policy does with them (visible, hidden), as \
+             last listed",
+            tools.clone(),
+        );
+        registry.register(
+            "tool_calls_refused",
+            "tools/call requests refused because the tool policy hides the tool",
+            tool_calls_refused.clone(),
+        );
         Self {
             registry,
             requests,
@@ -198,6 +219,8 @@ impl Metrics {
             taken_up,
             session_servers,
             undelivered,
+            tools,
+            tool_calls_refused,
         }
     }
 
@@ -247,6 +270,20 @@ impl Metrics {
                 });
                 raise_to(&counter, *count);
             }
+            if let Some((visible, hidden)) = server.tools {
+                for (policy, count) in [("visible", visible), ("hidden", hidden)] {
+                    self.tools
+                        .get_or_create(&PolicyLabels {
+                            server: server.server.clone(),
+                            policy,
+                        })
+                        .set(count as i64);
+                }
+            }
+            raise_to(
+                &self.tool_calls_refused.get_or_create(&labels),
+                server.tool_calls_refused,
+            );
         }
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
@@ -276,6 +313,9 @@ pub struct ServerGauges {
     pub session_servers: usize,
     /// What its children said that reached no client, by kind.
     pub undelivered: Vec<(&'static str, u64)>,
+    /// Its tools the policy shows and hides, if they were listed.
+    pub tools: Option<(usize, usize)>,
+    pub tool_calls_refused: u64,
 }
 
 /// Counts the requests of one server.
@@ -396,6 +436,8 @@ mod tests {
             taken_up: 5,
             session_servers: 1,
             undelivered: vec![("sampling/createMessage", 4)],
+            tools: Some((12, 3)),
+            tool_calls_refused: 2,
         };
         let files = ServerGauges {
             server: Arc::new("files".to_owned()),
@@ -410,6 +452,9 @@ mod tests {
             r#"mcp_bridge_sessions_taken_up_total{server="time"} 5"#,
             r#"mcp_bridge_session_servers{server="time"} 1"#,
             r#"mcp_bridge_undelivered_total{server="time",kind="sampling/createMessage"} 4"#,
+            r#"mcp_bridge_tools{server="time",policy="visible"} 12"#,
+            r#"mcp_bridge_tools{server="time",policy="hidden"} 3"#,
+            r#"mcp_bridge_tool_calls_refused_total{server="time"} 2"#,
             r#"mcp_bridge_child_up{server="files"} 0"#,
             r#"mcp_bridge_sessions{server="files"} 0"#,
         ] {

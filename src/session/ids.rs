@@ -15,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::hmac;
 
 use super::capabilities::ClientCapabilities;
+use crate::tools::View;
 use crate::wire::versions;
 
 /// The secret the replicas share, as given; shown nowhere.
@@ -51,6 +52,8 @@ impl std::fmt::Debug for SessionSecret {
 pub struct Claims {
     pub protocol_version: &'static str,
     pub client: ClientCapabilities,
+    /// How the client is shown the tools.
+    pub tools: View,
 }
 
 /// Makes and checks one server's session ids.
@@ -97,7 +100,8 @@ impl SessionIds {
         };
         let mut payload = Vec::with_capacity(2 + NONCE_BYTES + claims.protocol_version.len());
         payload.push(FORMAT);
-        payload.push(capability_bits(claims.client));
+        payload
+            .push(capability_bits(claims.client) | u8::from(claims.tools == View::Repaired) << 3);
         payload.extend_from_slice(&nonce);
         payload.extend_from_slice(claims.protocol_version.as_bytes());
         let tag = hmac::sign(key, &signed_bytes(server, &payload));
@@ -138,6 +142,11 @@ impl SessionIds {
                 sampling: bits & 1 != 0,
                 elicitation: bits & 2 != 0,
                 roots: bits & 4 != 0,
+            },
+            tools: if bits & 8 != 0 {
+                View::Repaired
+            } else {
+                View::Plain
             },
         })
     }
@@ -182,6 +191,7 @@ mod tests {
                 elicitation: false,
                 roots: true,
             },
+            tools: View::Repaired,
         }
     }
 

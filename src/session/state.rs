@@ -9,12 +9,15 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use super::capabilities::ClientCapabilities;
 use super::events::{EventStream, OWED_WAIT, ReplayBudget};
 use crate::sync::Lock;
+use crate::tools::View;
 
 /// What a new session starts with.
 #[derive(Debug)]
 pub struct NewSession<S> {
     pub protocol_version: &'static str,
     pub client: ClientCapabilities,
+    /// How the client is shown the tools.
+    pub tools: View,
     pub transport: Transport,
     /// The server serving this session alone, if it has one.
     pub own_server: Option<Arc<S>>,
@@ -37,6 +40,8 @@ pub struct Session<S> {
     pub protocol_version: &'static str,
     /// What the client declared; set at creation, or by the legacy transport's `initialize`.
     client: Mutex<ClientCapabilities>,
+    /// The client is shown repaired tools ([`View::Repaired`]); set like `client`.
+    repaired_tools: AtomicBool,
     pub transport: Transport,
     /// Time of last use, in milliseconds since the table's epoch.
     last_seen: AtomicU64,
@@ -64,6 +69,7 @@ impl<S> Session<S> {
             id,
             protocol_version: new.protocol_version,
             client: Mutex::new(new.client),
+            repaired_tools: AtomicBool::new(new.tools == View::Repaired),
             transport: new.transport,
             last_seen: AtomicU64::new(now),
             events: Mutex::new(EventStream::new(replay)),
@@ -101,6 +107,19 @@ impl<S> Session<S> {
 
     pub fn set_client(&self, client: ClientCapabilities) {
         *self.client.locked() = client;
+    }
+
+    pub fn tools_view(&self) -> View {
+        if self.repaired_tools.load(Ordering::Relaxed) {
+            View::Repaired
+        } else {
+            View::Plain
+        }
+    }
+
+    pub fn set_tools_view(&self, view: View) {
+        self.repaired_tools
+            .store(view == View::Repaired, Ordering::Relaxed);
     }
 
     pub fn events(&self) -> MutexGuard<'_, EventStream> {

@@ -82,6 +82,7 @@ impl<S> Sessions<S> {
         let claims = Claims {
             protocol_version: new.protocol_version,
             client: new.client,
+            tools: new.tools,
         };
         // A legacy SSE session lives on its one stream, and a session with a child of its own
         // on the replica running that child: other replicas must not take either up.
@@ -107,6 +108,7 @@ impl<S> Sessions<S> {
             NewSession {
                 protocol_version: claims.protocol_version,
                 client: claims.client,
+                tools: claims.tools,
                 transport: Transport::Streamable,
                 own_server: None,
             },
@@ -308,6 +310,7 @@ mod tests {
         NewSession {
             protocol_version: version,
             client: ClientCapabilities::default(),
+            tools: crate::tools::View::Plain,
             transport: Transport::Streamable,
             own_server: None,
         }

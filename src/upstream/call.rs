@@ -17,6 +17,7 @@ use super::isolation::{Origin, Router, Session};
 use super::server::Upstream;
 use crate::child::Child;
 use crate::mux::{Delivery, NoAnswer, Ticket};
+use crate::tools::{ToolPolicy, View, listing};
 use crate::wire::fields::{self, Fields};
 use crate::wire::jsonrpc::{self, Id, code};
 use crate::wire::stateless;
@@ -109,8 +110,8 @@ impl Target {
 /// What becomes of the child's answer before the client gets it.
 enum Adapt {
     AsIs,
-    /// Into the 2026-07-28 form.
-    Stateless,
+    /// A page of `tools/list`: the policy applied, repaired for a client shown repaired tools.
+    ToolsPage(View, ToolPolicy),
     /// The answer creates a task on the shared child: it belongs to this session.
     RecordTask(Arc<Router>, Arc<Session>),
     /// A `tasks/list` on the shared child: only this session's tasks.
@@ -124,6 +125,8 @@ pub struct Call {
     limit: Option<Duration>,
     deadline: Option<Pin<Box<Sleep>>>,
     adapt: Adapt,
+    /// The answer takes the 2026-07-28 form.
+    stateless: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -175,19 +178,33 @@ impl Call {
             can_stream,
             stateless,
         } = outgoing;
+        // A policy's tool check reads the tool's name; other requests only what they route by.
+        let checks_tool = method == "tools/call" && !upstream.settings.tools.is_empty();
         // What the bridge routes by must be what the child will read, or nothing is sent.
-        let fields = Fields::read_request(body, method, params).map_err(|unreadable| {
-            Refused::answer(id, code::INVALID_PARAMS, &unreadable.to_string())
-        })?;
+        let fields = if checks_tool {
+            Fields::read(body, params)
+        } else {
+            Fields::read_request(body, method, params)
+        }
+        .map_err(|unreadable| Refused::answer(id, code::INVALID_PARAMS, &unreadable.to_string()))?;
+        let rename = if checks_tool {
+            upstream.check_tool_call(target, &fields, id).await?
+        } else {
+            None
+        };
         let adapt = if target.shared {
             tasks_on_shared_child(target, session.as_ref(), method, &fields)
                 .map_err(|why| Refused::answer(id, code::INVALID_PARAMS, why))?
         } else {
             Adapt::AsIs
         };
-        let adapt = match (adapt, stateless) {
-            (Adapt::AsIs, Some(_)) => Adapt::Stateless,
-            (adapt, _) => adapt,
+        let adapt = match adapt {
+            // A page the catalog did not hold: shown as the session's client is shown tools.
+            Adapt::AsIs if method == "tools/list" => Adapt::ToolsPage(
+                upstream.view_of(session.as_ref()),
+                upstream.settings.tools.clone(),
+            ),
+            adapt => adapt,
         };
         let token = fields.progress_token;
         // Copies, not slices: a slice would keep the whole body (up to --max-body) alive for as
@@ -203,15 +220,17 @@ impl Call {
         let mut ticket = target.router.mux.register(origin, can_stream);
         let bridge_id = itoa::Buffer::new().format(ticket.id).to_owned();
         let id_edit = (id.span.clone(), bridge_id.as_bytes());
-        let line = match &token {
-            // The child reports progress with the bridge id: unique, where clients' tokens may
-            // collide.
-            Some(token) => fields::splice_pieces(
-                body,
-                &mut [id_edit, (token.span.clone(), bridge_id.as_bytes())],
-            ),
-            None => fields::splice_pieces(body, &mut [id_edit]),
-        };
+        let mut edits = Vec::with_capacity(3);
+        edits.push(id_edit);
+        // The child reports progress with the bridge id: unique, where clients' tokens may
+        // collide.
+        if let Some(token) = &token {
+            edits.push((token.span.clone(), bridge_id.as_bytes()));
+        }
+        if let Some(rename) = &rename {
+            edits.push((rename.span.clone(), rename.child_name.as_bytes()));
+        }
+        let line = fields::splice_pieces(body, &mut edits);
         match within_deadline(deadline, target.child.send_pieces(line)).await {
             Ok(Ok(())) => {}
             Ok(Err(gone)) => return Err(child_gone(id, &gone.0)),
@@ -225,6 +244,7 @@ impl Call {
             limit: upstream.settings.request_timeout,
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             adapt,
+            stateless: stateless.is_some(),
             _permit: permit,
         })
     }
@@ -265,9 +285,18 @@ impl Call {
     }
 
     fn adapted(&self, answer: Vec<Bytes>) -> Vec<Bytes> {
+        let answer = self.adapted_result(answer);
+        if self.stateless {
+            stateless::adapt_answer(answer)
+        } else {
+            answer
+        }
+    }
+
+    fn adapted_result(&self, answer: Vec<Bytes>) -> Vec<Bytes> {
         match &self.adapt {
             Adapt::AsIs => answer,
-            Adapt::Stateless => stateless::adapt_answer(answer),
+            Adapt::ToolsPage(view, policy) => listing::adapt_page(answer, *view, policy),
             Adapt::RecordTask(router, session) => {
                 router.tasks.record_from_answer(&answer.concat(), session);
                 answer

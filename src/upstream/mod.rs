@@ -3,9 +3,11 @@
 //! requests ([`client`]), what its child says taken to the client it belongs to ([`router`],
 //! with [`origin`], [`child_requests`], [`subscriptions`], [`tasks`] and [`undelivered`]),
 //! supervision and restarts ([`supervisor`]), the handshake ([`handshake`]), children of
-//! sessions' own ([`isolation`]) and the bridge's own requests to a child ([`requests`]).
+//! sessions' own ([`isolation`]) the bridge's own requests to a child ([`requests`]), and the tools clients are shown
+//! ([`catalog`], [`tools`]).
 
 pub mod call;
+pub mod catalog;
 pub mod child_requests;
 pub mod client;
 pub mod handshake;
@@ -19,6 +21,7 @@ pub mod settings;
 pub mod subscriptions;
 pub mod supervisor;
 pub mod tasks;
+pub mod tools;
 pub mod undelivered;
 
 pub use call::{Call, Outgoing, Refused, Step};

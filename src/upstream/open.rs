@@ -75,6 +75,7 @@ impl Upstream {
             .serving(self.wait_for_restart)
             .await
             .map_err(|reason| child_gone(initialize.id, &reason))?;
+        let tools = self.settings.repair_schemas.view_for(&hello);
         let requested = versions::requested_version(initialize.params);
         let (answer, version) = serving.hello.answer(
             initialize.id.raw,
@@ -84,11 +85,13 @@ impl Upstream {
         let session = match opening {
             Opening::OnStream(session) => {
                 session.set_client(hello.capabilities);
+                session.set_tools_view(tools);
                 session.clone()
             }
             Opening::NewSession => self.sessions.create(NewSession {
                 protocol_version: version,
                 client: hello.capabilities,
+                tools,
                 transport: Transport::Streamable,
                 own_server: None,
             }),
@@ -107,6 +110,7 @@ impl Upstream {
         opening: Opening<'_>,
     ) -> Result<(Vec<Bytes>, Arc<Session>), Refused> {
         let id = initialize.id;
+        let tools = self.settings.repair_schemas.view_for(&hello);
         let own = isolation.spawn(&self.sessions).map_err(|e| match e {
             IsolateError::Full(_) => Refused::busy(id, &e.to_string()),
             IsolateError::Spawn(e) => child_gone(id, &e.to_string()),
@@ -137,11 +141,13 @@ impl Upstream {
                     return Err(already_initialized(id));
                 }
                 session.set_client(hello.capabilities);
+                session.set_tools_view(tools);
                 session.clone()
             }
             Opening::NewSession => self.sessions.create(NewSession {
                 protocol_version: version,
                 client: hello.capabilities,
+                tools,
                 transport: Transport::Streamable,
                 own_server: Some(own.clone()),
             }),

@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
+use super::catalog::Catalog;
 use super::child_requests::ChildRequests;
 use super::origin::Origin;
-use super::requests;
+use super::requests::{self, AskError};
 use super::subscriptions::Subscriptions;
 use super::tasks::TaskOwners;
 use super::undelivered::Undelivered;
@@ -26,6 +27,7 @@ use crate::child::{Answer, Listener};
 use crate::mux::{Delivery, Mux, NoAnswer};
 use crate::session::{Session, Sessions};
 use crate::sync::Lock;
+use crate::tools::{Listing, View};
 use crate::wire::fields::{self, Fields};
 use crate::wire::jsonrpc::{self, Id, Kind, Message, code};
 
@@ -46,6 +48,8 @@ pub struct Router<S> {
     pub tasks: TaskOwners<S>,
     /// What the child said that reached no client, shared by every router of a server.
     undelivered: Arc<Undelivered>,
+    /// The child's tools.
+    pub catalog: Catalog,
 }
 
 impl<S> std::fmt::Debug for Router<S> {
@@ -57,6 +61,8 @@ impl<S> std::fmt::Debug for Router<S> {
 impl<S: Send + Sync + 'static> Listener for Router<S> {
     fn attached(&self, stdin: Stdin) {
         *self.stdin.locked() = Some(stdin);
+        // A new child may list other tools than the one before.
+        self.catalog.forget();
         // The previous child's end closed the mux; this one's requests go through.
         self.mux.reopen();
     }
@@ -96,6 +102,7 @@ impl<S> Router<S> {
             subscriptions: Subscriptions::default(),
             tasks: TaskOwners::default(),
             undelivered,
+            catalog: Catalog::default(),
         }
     }
 
@@ -106,6 +113,20 @@ impl<S> Router<S> {
 
     pub fn stdin(&self) -> Option<Stdin> {
         self.stdin.locked().clone()
+    }
+
+    /// The child's tools: cached, or listed now.
+    pub async fn tools(&self) -> Result<Arc<Listing>, AskError>
+    where
+        S: Send + Sync + 'static,
+    {
+        if let Some(listing) = self.catalog.current() {
+            return Ok(listing);
+        }
+        let stdin = self
+            .stdin()
+            .ok_or_else(|| AskError::NotSent("the server is not running".into()))?;
+        self.catalog.get(&self.mux, &stdin).await
     }
 
     fn child_request(&self, line: &Bytes, id: &Id<'_>, method: &str, stdin: &Stdin) {
@@ -120,6 +141,13 @@ impl<S> Router<S> {
                  server of their own",
             );
         };
+        if method == "elicitation/create" && session.tools_view() == View::Repaired {
+            // Dify ends the session, and the call with it, on a request it does not know.
+            info!(
+                "declining the MCP server's elicitation/create for a client that cannot answer it"
+            );
+            return refuse_child_request(id, method, stdin, "the client cannot answer it");
+        }
         if method != "ping" && !session.client().answers(method) {
             debug!("refusing the child's {method}: its client did not declare it");
             return refuse_child_request(
@@ -184,6 +212,9 @@ impl<S> Router<S> {
             }
             // A list changed for everyone the child serves.
             _ if method.ends_with("/list_changed") => {
+                if method == "notifications/tools/list_changed" {
+                    self.catalog.forget();
+                }
                 for session in self.sessions_served() {
                     session.events().send(line);
                 }

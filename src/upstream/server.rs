@@ -5,7 +5,7 @@
 //! transports work on it through [`crate::upstream::call`], [`crate::upstream::open`] and
 //! [`crate::upstream::client`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,8 @@ pub struct Upstream {
     undelivered: Arc<Undelivered>,
     /// Set when the bridge starts stopping.
     draining: AtomicBool,
+    /// `tools/call`s refused because the policy hides the tool.
+    pub(super) tool_calls_refused: AtomicU64,
     /// Its housekeeping tasks, stopped with it.
     housekeeping: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -138,6 +140,7 @@ impl Upstream {
             grace,
             undelivered,
             draining: AtomicBool::new(false),
+            tool_calls_refused: AtomicU64::new(0),
             housekeeping: Mutex::default(),
             settings,
         });
@@ -149,7 +152,8 @@ impl Upstream {
             let upstream = Arc::downgrade(&upstream);
             tokio::spawn(async move { nudge_long_calls(upstream).await })
         };
-        *upstream.housekeeping.locked() = vec![expiry, nudger];
+        let tool_check = tokio::spawn(upstream.clone().warn_of_unknown_tools());
+        *upstream.housekeeping.locked() = vec![expiry, nudger, tool_check];
         Ok((upstream, supervision))
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::child::{ChildCommand, Exit};
 use crate::session::ClientHello;
 use crate::session::ids::SessionSecret;
+use crate::tools::{ToolPolicy, View};
 
 /// Everything about one bridged server.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +35,10 @@ pub struct ServerSettings {
     pub max_protocol_version: &'static str,
     /// Shared by the replicas (the command line's, for every server of a file).
     pub session_secret: Option<SessionSecret>,
+    /// Which tools clients are shown, under which names.
+    pub tools: ToolPolicy,
+    /// Which clients get repaired tool schemas.
+    pub repair_schemas: RepairSchemas,
 }
 
 impl ServerSettings {
@@ -56,6 +61,8 @@ impl ServerSettings {
             max_children: 100,
             max_protocol_version: crate::wire::versions::CHILD_REQUEST_VERSION,
             session_secret: None,
+            tools: ToolPolicy::default(),
+            repair_schemas: RepairSchemas::Auto,
         }
     }
 }
@@ -114,6 +121,35 @@ impl ServerPerSession {
     }
 }
 
+/// Which clients are shown every tool on one page with schemas repaired ([`View::Repaired`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RepairSchemas {
+    /// Clients known to read schemas narrowly: Dify (by its `clientInfo.name`).
+    Auto,
+    /// Every client.
+    Always,
+    /// No client: every one gets the server's schemas as it sent them.
+    Never,
+}
+
+/// Clients that read a tool schema's top-level `type`s only, a single page of tools, and end
+/// the session on `elicitation/create` (see the README's "Tools Dify can use").
+const READS_SCHEMAS_NARROWLY: [&str; 1] = ["dify"];
+
+impl RepairSchemas {
+    /// How a client whose `initialize` said `hello` is shown the tools.
+    pub fn view_for(self, hello: &ClientHello) -> View {
+        let narrow = READS_SCHEMAS_NARROWLY
+            .iter()
+            .any(|name| hello.client_name.eq_ignore_ascii_case(name));
+        match self {
+            RepairSchemas::Always => View::Repaired,
+            RepairSchemas::Auto if narrow => View::Repaired,
+            RepairSchemas::Auto | RepairSchemas::Never => View::Plain,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +176,19 @@ mod tests {
         assert!(!auto.gives_own_child(&hello("Dify", true, true)));
         assert!(ServerPerSession::Always.gives_own_child(&hello("Dify", true, true)));
         assert!(!ServerPerSession::Never.gives_own_child(&hello("fastmcp", true, false)));
+    }
+
+    #[test]
+    fn dify_gets_repaired_tools_unless_told_otherwise() {
+        let dify = hello("Dify", true, true);
+        let sdk = hello("mcp", false, false);
+        assert_eq!(RepairSchemas::Auto.view_for(&dify), View::Repaired);
+        assert_eq!(
+            RepairSchemas::Auto.view_for(&hello("dify", false, false)),
+            View::Repaired
+        );
+        assert_eq!(RepairSchemas::Auto.view_for(&sdk), View::Plain);
+        assert_eq!(RepairSchemas::Always.view_for(&sdk), View::Repaired);
+        assert_eq!(RepairSchemas::Never.view_for(&dify), View::Plain);
     }
 }

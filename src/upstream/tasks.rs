@@ -181,6 +181,7 @@ mod tests {
         let new = || NewSession {
             protocol_version: "2025-11-25",
             client: ClientCapabilities::default(),
+            tools: crate::tools::View::Plain,
             transport: Transport::Streamable,
             own_server: None,
         };

@@ -27,6 +27,8 @@ pub struct Fields<'a> {
     pub uri: Option<Cow<'a, str>>,
     /// `name` of `tools/call` and `prompts/get`.
     pub name: Option<Cow<'a, str>>,
+    /// Where `name`'s value (quotes included) lies in the message.
+    pub name_span: Option<Range<usize>>,
     /// `_meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28 requests).
     pub protocol_version: Option<Cow<'a, str>>,
     /// `taskId` of `tasks/*` requests and `notifications/tasks/status`.
@@ -190,6 +192,7 @@ impl<'a> Fields<'a> {
             request_id: members.id_like("requestId")?.map(locate),
             uri: members.string("uri")?,
             name: members.string("name")?,
+            name_span: members.get("name")?.map(|raw| span_of(message, raw.get())),
             protocol_version,
             task_id: members.string("taskId")?,
             task_augmented: members.get("task")?.is_some(),

@@ -17,6 +17,8 @@ pub struct InitializeCache {
     server_name: String,
     results: HashMap<&'static str, Bytes>,
     discover: Bytes,
+    /// It declared `capabilities.tools.listChanged`: it says when its tools change.
+    notifies_tool_changes: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,11 @@ impl InitializeCache {
             .and_then(Value::as_str)
             .unwrap_or("unnamed")
             .to_owned();
+        let notifies_tool_changes = fields
+            .get("capabilities")
+            .and_then(|c| c.pointer("/tools/listChanged"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let discover = discover_result(&fields, &child_version);
         let mut results = HashMap::new();
         for version in KNOWN_VERSIONS {
@@ -55,7 +62,13 @@ impl InitializeCache {
             server_name,
             results,
             discover,
+            notifies_tool_changes,
         })
+    }
+
+    /// Whether the child declared that it notifies its clients when its tools change.
+    pub fn notifies_tool_changes(&self) -> bool {
+        self.notifies_tool_changes
     }
 
     /// The `result` of a 2026-07-28 `server/discover`.

@@ -16,10 +16,13 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 pub mod calls;
+pub mod dify;
+pub mod dify_schema;
 pub mod nginx;
 pub mod process;
 pub mod sdk;
 pub mod session;
+pub mod stdio_server;
 pub mod third_party;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-bridge");

@@ -7,28 +7,39 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::findings::{
-    DIFY_NEWEST, initialize_finding, pages_finding, protocol_finding, start_failure, start_finding,
+    DIFY_NEWEST, initialize_finding, protocol_finding, start_failure, start_finding,
 };
 use super::listener::Checked;
 use super::report::{Finding, Report};
-use super::schemas::check_schemas;
 use super::text::text;
+use super::tools::tool_findings;
 use crate::child::stdin::Stdin;
 use crate::child::{ChildCommand, ChildLimits};
 use crate::sync::Lock;
+use crate::tools::{ToolFacts, ToolPolicy};
 use crate::upstream::handshake::{self, StartError, Startup};
 use crate::upstream::requests::{self, AskError};
+use crate::upstream::settings::RepairSchemas;
 
 /// How long each list request may take once the server is up.
 const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pages followed at most, against a server whose cursor never ends.
 const MAX_PAGES: usize = 100;
 
-/// Starts the server `command` as the bridge would, runs the handshake and the list requests,
-/// stops it, and reports what it found.
-pub async fn check(name: &str, command: &ChildCommand, startup_timeout: Duration) -> Report {
+/// One server to check, as the bridge would run it.
+pub struct Target {
+    pub name: String,
+    pub command: ChildCommand,
+    pub tools: ToolPolicy,
+    pub repair_schemas: RepairSchemas,
+}
+
+/// Starts the server as the bridge would, runs the handshake and the list requests, stops it,
+/// and reports what it found.
+pub async fn check(target: &Target, startup_timeout: Duration) -> Report {
+    let command = &target.command;
     let mut report = Report {
-        name: name.to_owned(),
+        name: target.name.clone(),
         command: command.display(),
         ..Report::default()
     };
@@ -57,7 +68,8 @@ pub async fn check(name: &str, command: &ChildCommand, startup_timeout: Duration
             report.protocol = Some(version);
             report.findings.push(initialize_finding(result));
             let capabilities = &result["capabilities"];
-            list_everything(&mut report, &checked, serving.child.stdin(), capabilities).await;
+            let stdin = serving.child.stdin();
+            list_everything(&mut report, &checked, stdin, capabilities, target).await;
             serving.child.shutdown(Duration::from_secs(5)).await;
         }
         Err(e) => {
@@ -84,13 +96,25 @@ async fn list_everything(
     checked: &Checked,
     stdin: &Stdin,
     capabilities: &Value,
+    target: &Target,
 ) {
     if capabilities.get("tools").is_some() {
         match list_all(checked, stdin, "tools/list", "tools").await {
             Ok((tools, pages)) => {
-                report.findings.push(pages_finding(&tools, &pages));
-                report.findings.extend(check_schemas(&tools).findings());
-                report.tools = Some(tools.iter().map(|t| text(&t["name"])).collect());
+                let policy = &target.tools;
+                report.findings.extend(tool_findings(
+                    &tools,
+                    &pages,
+                    policy,
+                    target.repair_schemas,
+                ));
+                // The names clients are shown.
+                let shown = tools.iter().filter_map(ToolFacts::of).filter(|t| policy.shows(t));
+                report.tools = Some(
+                    shown
+                        .map(|t| policy.shown_name(&t.name).to_owned())
+                        .collect(),
+                );
             }
             Err(e) => report.findings.push(Finding::blocking(
                 format!("tools/list failed: {e}"),

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::check::check;
+use super::check::{Target, check};
 use crate::child::ChildCommand;
 use crate::front::cli::DoctorArgs;
 use crate::servers::config;
@@ -37,8 +37,8 @@ pub fn run(args: &DoctorArgs) -> ExitCode {
     let timeout = Duration::from_secs(args.startup_timeout);
     let blocked = runtime.block_on(async {
         let mut blocked = false;
-        for (i, (name, command)) in targets.iter().enumerate() {
-            let report = check(name, command, timeout).await;
+        for (i, target) in targets.iter().enumerate() {
+            let report = check(target, timeout).await;
             // A closed stdout (`| head`) must not stop the checks or their exit code.
             let separator = if i > 0 { "\n" } else { "" };
             let _ = write!(std::io::stdout().lock(), "{separator}{report}");
@@ -53,8 +53,8 @@ pub fn run(args: &DoctorArgs) -> ExitCode {
     }
 }
 
-/// The servers to check, by name, as the command line gives them.
-pub fn targets(args: &DoctorArgs) -> Result<Vec<(String, ChildCommand)>, String> {
+/// The servers to check, as the command line gives them.
+pub fn targets(args: &DoctorArgs) -> Result<Vec<Target>, String> {
     let me = std::env::current_exe()
         .map_err(|e| format!("cannot find the mcp-bridge executable: {e}"))?;
     if let Some(path) = &args.config {
@@ -66,8 +66,18 @@ pub fn targets(args: &DoctorArgs) -> Result<Vec<(String, ChildCommand)>, String>
             guard: Some(me),
             label: None,
         });
+        let mut defaults = defaults;
+        defaults.repair_schemas = args.repair_schemas;
         let servers = config::load(path, &defaults).map_err(|e| e.to_string())?;
-        return Ok(servers.into_iter().map(|s| (s.name, s.child)).collect());
+        return Ok(servers
+            .into_iter()
+            .map(|server| Target {
+                name: server.name,
+                command: server.child,
+                tools: server.tools,
+                repair_schemas: server.repair_schemas,
+            })
+            .collect());
     }
     let (program, rest, label) = if args.demo {
         (
@@ -91,5 +101,14 @@ pub fn targets(args: &DoctorArgs) -> Result<Vec<(String, ChildCommand)>, String>
         guard: Some(me),
         label,
     };
-    Ok(vec![(command.name(), command)])
+    let tools = args.tools.policy();
+    tools
+        .check()
+        .map_err(|e| format!("the tool policy cannot apply: {e}"))?;
+    Ok(vec![Target {
+        name: command.name(),
+        command,
+        tools,
+        repair_schemas: args.repair_schemas,
+    }])
 }

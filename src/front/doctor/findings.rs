@@ -1,12 +1,12 @@
 //! What the doctor's observations mean for clients: a slow or failed start, the protocol
-//! version, the `initialize` result Dify validates, tools spread over pages.
+//! version, the `initialize` result Dify validates.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::report::Finding;
-use super::text::{duration, is_date, plural, preview};
+use super::text::{duration, is_date, preview};
 use crate::upstream::StartError;
 use crate::wire::versions;
 
@@ -134,32 +134,10 @@ pub fn initialize_finding(result: &Value) -> Finding {
     }
 }
 
-pub fn pages_finding(tools: &[Value], pages: &[usize]) -> Finding {
-    let total = plural(tools.len(), "tool", "tools");
-    match pages {
-        [] | [_] if tools.is_empty() => Finding::warning(
-            "the server lists no tools",
-            "Dify shows an empty tool list; check the server's configuration (some servers \
-             enable tools through environment variables, set with --env)",
-        ),
-        [] | [_] => Finding::pass(format!("{total} in one page")),
-        [first, ..] => Finding::warning(
-            format!(
-                "{total} in {} pages: Dify reads only the first page ({})",
-                pages.len(),
-                plural(*first, "tool", "tools")
-            ),
-            "Dify never asks for the next page (nextCursor); return every tool in the first \
-             page of tools/list",
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::front::doctor::report::Level;
-    use serde_json::json;
 
     #[test]
     fn protocol_versions() {
@@ -178,19 +156,5 @@ mod tests {
         assert_eq!(level("2025-05-01"), Level::Warning);
         assert_eq!(level("1.0"), Level::Warning);
         assert_eq!(level("latest"), Level::Warning);
-    }
-
-    #[test]
-    fn pages() {
-        let tools = vec![json!({"name": "a"}), json!({"name": "b"})];
-        assert_eq!(pages_finding(&tools, &[2]).level, Level::Pass);
-        let paged = pages_finding(&tools, &[1, 1]);
-        assert_eq!(paged.level, Level::Warning);
-        assert!(
-            paged.message.contains("first page (1 tool)"),
-            "{}",
-            paged.message
-        );
-        assert_eq!(pages_finding(&[], &[0]).level, Level::Warning);
     }
 }

@@ -1,0 +1,184 @@
+//! The tools clients are shown, on the way through a server: `tools/list` answered from the
+//! child's cached listing in the form the session's client gets ([`View`]), `tools/call` of a
+//! tool the policy hides refused before it reaches the child (a renamed tool's call reaching it
+//! under the child's name), and a start-up warning for a policy that names a tool the child
+//! does not have.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tracing::warn;
+
+use super::call::{Refused, Target};
+use super::isolation::Session;
+use super::requests::AskError;
+use super::server::Upstream;
+use super::settings::RepairSchemas;
+use crate::tools::{CallDecision, Listing, View};
+use crate::wire::fields::Fields;
+use crate::wire::jsonrpc::{self, Id, code};
+use crate::wire::stateless;
+
+/// A `tools/call` the policy lets through under another name: where the name lies in the
+/// message, and the child's name for it, as JSON.
+pub struct Rename {
+    pub span: Range<usize>,
+    pub child_name: String,
+}
+
+impl Upstream {
+    /// How `session`'s client is shown the tools (a sessionless request: by `--repair-schemas`).
+    pub fn view_of(&self, session: Option<&Arc<Session>>) -> View {
+        match session {
+            Some(session) => session.tools_view(),
+            None if self.settings.repair_schemas == RepairSchemas::Always => View::Repaired,
+            None => View::Plain,
+        }
+    }
+
+    /// Answers a `tools/list` from the child's listing, cached or read now; `None` when the
+    /// child is to be asked instead (a cursor the listing does not hold, a child that refused
+    /// to list, one that is not running), so that the client gets the child's own answer.
+    pub async fn list_tools(
+        &self,
+        session: Option<&Arc<Session>>,
+        id: &Id<'_>,
+        params: Option<&RawValue>,
+        stateless: bool,
+    ) -> Option<Bytes> {
+        #[derive(serde::Deserialize)]
+        struct Params {
+            cursor: Option<String>,
+        }
+        let cursor = match params {
+            Some(params) => serde_json::from_str::<Params>(params.get()).ok()?.cursor,
+            None => None,
+        };
+        let target = Target::of(self, session).await.ok()?;
+        let listing = match self.settings.request_timeout {
+            Some(limit) => tokio::time::timeout(limit, target.router.tools()).await,
+            None => Ok(target.router.tools().await),
+        };
+        let listing = match listing {
+            Ok(Ok(listing)) => listing,
+            Ok(Err(AskError::Timeout(_))) | Err(_) => {
+                return Some(jsonrpc::error_response(
+                    Some(id.raw),
+                    code::REQUEST_TIMEOUT,
+                    "mcp-bridge: the MCP server did not list its tools in time",
+                ));
+            }
+            Ok(Err(_)) => return None,
+        };
+        let result = listing.result(
+            self.view_of(session),
+            cursor.as_deref(),
+            &self.settings.tools,
+        )?;
+        let answer = jsonrpc::result_response(id.raw, result.get().as_bytes());
+        Some(if stateless {
+            Bytes::from(stateless::adapt_answer(vec![answer]).concat())
+        } else {
+            answer
+        })
+    }
+
+    /// Checks a `tools/call` (its fields read whole) against the policy: refused with the
+    /// answer the client gets when the tool is hidden, or the rename to make on its way.
+    pub(super) async fn check_tool_call(
+        &self,
+        target: &Target,
+        fields: &Fields<'_>,
+        id: &Id<'_>,
+    ) -> Result<Option<Rename>, Refused> {
+        let policy = &self.settings.tools;
+        let Some(called) = fields.name.as_deref() else {
+            return Ok(None);
+        };
+        let hidden = || {
+            self.tool_calls_refused.fetch_add(1, Ordering::Relaxed);
+            Refused::answer(id, code::INVALID_PARAMS, &format!("Unknown tool: {called}"))
+        };
+        let CallDecision::Allowed(child_name) = policy.call(called) else {
+            return Err(hidden());
+        };
+        if policy.needs_annotations() {
+            // Whether it is read-only is the child's listing to say: a tool it does not list
+            // as such is not called.
+            let listing = target.router.tools().await.map_err(|e| {
+                Refused::answer(
+                    id,
+                    code::CHILD_UNAVAILABLE,
+                    &format!("mcp-bridge: the MCP server's tools could not be listed: {e}"),
+                )
+            })?;
+            if !listing
+                .find(child_name)
+                .is_some_and(|facts| policy.shows(&facts))
+            {
+                return Err(hidden());
+            }
+        }
+        Ok((child_name != called).then(|| Rename {
+            span: fields.name_span.clone().expect("a name read has its span"),
+            child_name: jsonrpc::json_string(child_name),
+        }))
+    }
+
+    /// The shared child's tools as clients without repair see them, and how many the policy
+    /// hides: from the cached listing, or listed now.
+    pub async fn shared_tools(&self) -> Result<(Vec<Value>, usize), AskError> {
+        let listing = self.router.tools().await?;
+        Ok(self.visible(&listing))
+    }
+
+    /// The tools the policy shows and how many it hides, if the shared child's tools are at
+    /// hand (a metrics scrape lists nothing).
+    pub fn tool_counts(&self) -> Option<(usize, usize)> {
+        let listing = self.router.catalog.current()?;
+        let (visible, hidden) = self.visible(&listing);
+        Some((visible.len(), hidden))
+    }
+
+    fn visible(&self, listing: &Listing) -> (Vec<Value>, usize) {
+        let tools = listing.shown_tools(&self.settings.tools);
+        let hidden = listing.tools().count() - tools.len();
+        (tools, hidden)
+    }
+
+    /// Calls refused because the policy hides the tool.
+    pub fn tool_calls_refused(&self) -> u64 {
+        self.tool_calls_refused.load(Ordering::Relaxed)
+    }
+
+    /// Once the shared child serves, warns of each name in the policy it does not list.
+    pub(super) async fn warn_of_unknown_tools(self: Arc<Self>) {
+        if self.settings.tools.is_empty() {
+            return;
+        }
+        let Ok(_) = self.supervisor.serving(self.wait_for_restart).await else {
+            return;
+        };
+        let listing = match self.router.tools().await {
+            Ok(listing) => listing,
+            Err(e) => {
+                warn!(server = %self.settings.name, "the tool policy cannot be checked: tools/list failed: {e}");
+                return;
+            }
+        };
+        let names: Vec<&str> = listing
+            .tools()
+            .filter_map(|tool| tool.get("name")?.as_str())
+            .collect();
+        for unknown in self.settings.tools.unknown_names(&names) {
+            warn!(
+                server = %self.settings.name,
+                "the tool policy names a tool the MCP server does not list: {unknown}"
+            );
+        }
+    }
+}
