@@ -102,6 +102,7 @@ pub async fn dify_session(http: &Http, url: &str, request: Value) -> DifyExchang
     let probe = http.open(Method::GET, url, &get_headers, "");
     let (initialized, mut probe) = tokio::join!(initialized, probe);
     assert_eq!(initialized.status, StatusCode::ACCEPTED);
+    assert!(initialized.body.is_empty(), "a 202 has no body");
     assert!(
         probe.status == StatusCode::METHOD_NOT_ALLOWED || probe.status.is_success(),
         "Dify's GET stream: {}",
@@ -111,7 +112,7 @@ pub async fn dify_session(http: &Http, url: &str, request: Value) -> DifyExchang
     let mut request = request;
     request["id"] = json!(1);
     let mut reply = http
-        .open_post(url, Some(&session), request.to_string())
+        .open(Method::POST, url, &session_headers, request.to_string())
         .await;
     if reply.status != StatusCode::OK {
         reply.wait_end(secs(5)).await;

@@ -88,10 +88,31 @@ pub fn tool_findings(
     for (name, changes) in changed {
         findings.push(Finding::pass(format!(
             "repaired for Dify: {name}: {}",
-            changes.join("; ")
+            grouped(&changes)
         )));
     }
     findings
+}
+
+/// The repair's changes of one tool, those of a kind together: `inlined $ref "#/$defs/A",
+/// "#/$defs/B"; dropped $defs`.
+fn grouped(changes: &[String]) -> String {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for change in changes {
+        let (kind, subject) = match change.find('"') {
+            Some(at) => change.split_at(at),
+            None => (change.as_str(), ""),
+        };
+        match groups.iter_mut().find(|(known, _)| *known == kind) {
+            Some((_, subjects)) => subjects.push(subject),
+            None => groups.push((kind, vec![subject])),
+        }
+    }
+    let groups: Vec<String> = groups
+        .into_iter()
+        .map(|(kind, subjects)| format!("{kind}{}", subjects.join(", ")))
+        .collect();
+    groups.join("; ")
 }
 
 /// Tools spread over pages: the bridge gives Dify one page with all of them, unless told not
@@ -229,6 +250,21 @@ mod tests {
                 .any(|m| m
                     .starts_with("as the server sends them: 1 property with a non-standard type")),
             "{messages:#?}"
+        );
+    }
+
+    #[test]
+    fn changes_of_a_kind_are_said_together() {
+        let changes = [
+            r##"inlined $ref "#/$defs/A""##,
+            r#"flattened nullable anyOf of "x""#,
+            r##"inlined $ref "#/$defs/B""##,
+            "dropped $defs",
+        ]
+        .map(String::from);
+        assert_eq!(
+            grouped(&changes),
+            r##"inlined $ref "#/$defs/A", "#/$defs/B"; flattened nullable anyOf of "x"; dropped $defs"##
         );
     }
 
