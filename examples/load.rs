@@ -3,12 +3,24 @@
 //!
 //! ```text
 //! load URL SHAPE [--connections N] [--duration SECS] [--count N] [--bytes N] [--ms N]
+//!               [--tenants N] [--prefix TEXT] [--header NAME] [--pick random|round-robin]
 //! ```
 //! Shapes: `session` (tools/call in one session), `dify` (initialize, initialized, call, DELETE
 //! per call, with Dify's own initialize), `sampler` (the same from a client that declares
 //! sampling, so that each session gets a server of its own), `single` (one connection, one call
 //! at a time), `big` (`payload` of `--bytes`), `slow` (`--count` concurrent `sleep` calls of
 //! `--ms`), `sessions` (`--count` sessions that never DELETE).
+//!
+//! For a bridge run per tenant (`--env-from-header VAR=HEADER`), where each request names its
+//! tenant in `--header` (default `X-Api-Key`; tenant `i` sends `{--prefix}{i}`): `tenants` (the
+//! `dify` shape, each call as a tenant picked among `--tenants` by `--pick`; a 503 counts as
+//! `busy`, not as an error, and the worker waits its Retry-After), `tenant-new` and
+//! `tenant-evicted` (the same shape: one call each for `--tenants` tenants, one at a time,
+//! timed as that tenant's first call, then a second call each, timed as warm; the two names
+//! only label the row: tenants never seen, or tenants stopped since). The tenant shapes add
+//! `busy`, `tenants`, `connections`, and from the bridge's /metrics `evicted` (the tenants it
+//! stopped to make room during the run) and `warm_tenants` (tenants running after it).
+//! `get` prints the body of a GET of URL (exit status 1 unless 2xx), for readiness and metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +65,10 @@ struct Options {
     count: usize,
     bytes: usize,
     ms: u64,
+    tenants: usize,
+    prefix: String,
+    header: String,
+    random: bool,
 }
 
 fn options() -> Options {
@@ -67,6 +83,10 @@ fn options() -> Options {
         count: 1000,
         bytes: 10_000_000,
         ms: 1000,
+        tenants: 100,
+        prefix: "tenant-".into(),
+        header: "X-Api-Key".into(),
+        random: true,
     };
     while let Some(flag) = args.next() {
         let value = args.next().expect("a value after each flag");
@@ -76,6 +96,16 @@ fn options() -> Options {
             "--count" => options.count = value.parse().unwrap(),
             "--bytes" => options.bytes = value.parse().unwrap(),
             "--ms" => options.ms = value.parse().unwrap(),
+            "--tenants" => options.tenants = value.parse().unwrap(),
+            "--prefix" => options.prefix = value,
+            "--header" => options.header = value,
+            "--pick" => {
+                options.random = match value.as_str() {
+                    "random" => true,
+                    "round-robin" => false,
+                    other => panic!("--pick random|round-robin, not {other}"),
+                }
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -86,6 +116,8 @@ fn options() -> Options {
 struct Connection {
     url: Uri,
     sender: Option<http1::SendRequest<Full<Bytes>>>,
+    /// A header sent with every request (a tenant's credentials), if any.
+    tenant: Option<(String, String)>,
 }
 
 struct Answer {
@@ -97,6 +129,8 @@ struct Answer {
     length: usize,
     /// The body (JSON or SSE, wherever in it) carries a JSON-RPC result.
     has_result: bool,
+    /// The Retry-After of a 503, in seconds.
+    retry_after: Option<u64>,
 }
 
 /// A request with no complete answer by then counts as an error.
@@ -113,6 +147,7 @@ impl Connection {
         Self {
             url: url.clone(),
             sender: None,
+            tenant: None,
         }
     }
 
@@ -159,6 +194,7 @@ impl Connection {
         body: String,
     ) -> Result<Answer, String> {
         let url = self.url.clone();
+        let tenant = self.tenant.clone();
         let sender = self.open().await?;
         let mut request = Request::builder()
             .method(method)
@@ -168,6 +204,9 @@ impl Connection {
             .header("accept", "application/json, text/event-stream");
         if let Some(session) = session {
             request = request.header("mcp-session-id", session);
+        }
+        if let Some((name, value)) = &tenant {
+            request = request.header(name.as_str(), value.as_str());
         }
         let request = request.body(Full::new(Bytes::from(body))).unwrap();
         let response = sender
@@ -180,6 +219,11 @@ impl Connection {
             .get("mcp-session-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
         let mut body = response.into_body();
         let mut head = Vec::new();
         let mut length = 0;
@@ -208,6 +252,7 @@ impl Connection {
             head: Bytes::from(head),
             length,
             has_result,
+            retry_after,
         })
     }
 
@@ -249,12 +294,162 @@ impl Connection {
     }
 }
 
+/// How a session per call ended without its result.
+enum Failure {
+    /// A 503: the bridge is at a limit (every tenant's server busy); worth retrying after this.
+    Busy(Duration),
+    Failed(String),
+}
+
+impl Connection {
+    /// Dify's shape, one call: initialize, initialized, tools/call `echo`, DELETE.
+    async fn session_per_call(&mut self) -> Result<Answer, Failure> {
+        fn busy(answer: &Answer) -> Option<Failure> {
+            (answer.status == StatusCode::SERVICE_UNAVAILABLE)
+                .then(|| Failure::Busy(Duration::from_secs(answer.retry_after.unwrap_or(1))))
+        }
+        let init = self
+            .send(Method::POST, None, Hello::Dify.initialize().into())
+            .await
+            .map_err(Failure::Failed)?;
+        if let Some(busy) = busy(&init) {
+            return Err(busy);
+        }
+        if !init.is_result() {
+            return Err(Failure::Failed(format!(
+                "initialize failed: {} {}",
+                init.status,
+                String::from_utf8_lossy(&init.head)
+            )));
+        }
+        let session = init.session;
+        let answer = async {
+            let note = self
+                .send(
+                    Method::POST,
+                    session.as_deref(),
+                    r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.into(),
+                )
+                .await
+                .map_err(Failure::Failed)?;
+            if let Some(busy) = busy(&note) {
+                return Err(busy);
+            }
+            if !note.status.is_success() {
+                return Err(Failure::Failed(format!(
+                    "initialized failed: {}",
+                    note.status
+                )));
+            }
+            let answer = self
+                .call(session.as_deref(), 1, "echo", r#"{"message":"hello"}"#)
+                .await
+                .map_err(Failure::Failed)?;
+            match busy(&answer) {
+                Some(busy) => Err(busy),
+                None => Ok(answer),
+            }
+        }
+        .await;
+        if session.is_some() {
+            let _ = self
+                .send(Method::DELETE, session.as_deref(), String::new())
+                .await;
+        }
+        answer
+    }
+}
+
+/// The status and whole body of a GET of `url`, on a connection of its own.
+async fn get(url: &Uri) -> Result<(StatusCode, Bytes), String> {
+    let authority = url.authority().ok_or("a URL with host:port")?.as_str();
+    let exchange = async {
+        let stream = TcpStream::connect(authority)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(url.path_and_query().map_or("/", |p| p.as_str()))
+            .header("host", authority)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, body))
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("no complete answer within {REQUEST_TIMEOUT:?}"))?
+}
+
+/// From the bridge's /metrics: its tenants running now and those it stopped to make room so
+/// far (summed over its servers); None if it shows no tenants.
+async fn tenant_gauges(url: &Uri) -> Option<(u64, u64)> {
+    let metrics: Uri = format!("http://{}/metrics", url.authority()?)
+        .parse()
+        .ok()?;
+    let (status, body) = get(&metrics).await.ok()?;
+    if !status.is_success() {
+        return None;
+    }
+    let (mut running, mut evicted, mut seen) = (0, 0, false);
+    for line in String::from_utf8_lossy(&body).lines() {
+        let value = || {
+            line.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0) as u64
+        };
+        if line.starts_with("mcp_bridge_tenants{") {
+            running += value();
+            seen = true;
+        } else if line.starts_with("mcp_bridge_tenants_evicted_total{") {
+            evicted += value();
+        }
+    }
+    seen.then_some((running, evicted))
+}
+
+/// A small xorshift generator: which tenant calls next.
+struct Rng(u64);
+
+impl Rng {
+    fn new(worker: usize) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Rng(((worker as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ now) | 1)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
 /// What every worker adds up.
 #[derive(Default)]
 struct Tally {
     calls: AtomicU64,
     errors: AtomicU64,
     bytes: AtomicU64,
+    /// Calls refused with 503 (tenant shapes): the bridge at its limit, not a failure.
+    busy: AtomicU64,
 }
 
 impl Tally {
@@ -323,6 +518,30 @@ fn raise_file_limit() {
 async fn main() {
     raise_file_limit();
     let options = options();
+    if options.shape == "get" {
+        match get(&options.url).await {
+            Ok((status, body)) => {
+                use std::io::Write;
+                let _ = std::io::stdout().write_all(&body);
+                std::process::exit(if status.is_success() { 0 } else { 1 });
+            }
+            Err(e) => {
+                eprintln!("load: GET {} failed: {e}", options.url);
+                std::process::exit(1);
+            }
+        }
+    }
+    let tenant_shape = matches!(
+        options.shape.as_str(),
+        "tenants" | "tenant-new" | "tenant-evicted"
+    );
+    let gauges_before = if tenant_shape {
+        tenant_gauges(&options.url).await
+    } else {
+        None
+    };
+    // Fields a shape adds to the line.
+    let mut extras = String::new();
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let deadline = started + options.duration;
@@ -460,14 +679,116 @@ async fn main() {
             })
             .await
         }
+        "tenants" => {
+            let next = Arc::new(AtomicU64::new(0));
+            let (tenants, random) = (options.tenants.max(1), options.random);
+            run_workers(options.connections, |w| {
+                let (url, tally, next) = (url.clone(), tally.clone(), next.clone());
+                let (prefix, header) = (options.prefix.clone(), options.header.clone());
+                async move {
+                    let mut connection = Connection::new(&url);
+                    let mut rng = Rng::new(w);
+                    let mut latencies = Vec::new();
+                    while Instant::now() < deadline {
+                        let tenant = if random {
+                            rng.below(tenants)
+                        } else {
+                            next.fetch_add(1, Ordering::Relaxed) as usize % tenants
+                        };
+                        connection.tenant = Some((header.clone(), format!("{prefix}{tenant}")));
+                        let sent = Instant::now();
+                        match connection.session_per_call().await {
+                            Ok(answer) => {
+                                if tally.record(Ok(answer)) {
+                                    latencies.push(sent.elapsed().as_micros() as u64);
+                                }
+                            }
+                            Err(Failure::Busy(wait)) => {
+                                tally.busy.fetch_add(1, Ordering::Relaxed);
+                                let left = deadline.saturating_duration_since(Instant::now());
+                                tokio::time::sleep(wait.min(left)).await;
+                            }
+                            Err(Failure::Failed(e)) => {
+                                tally.record(Err(e));
+                            }
+                        }
+                    }
+                    latencies
+                }
+            })
+            .await
+        }
+        "tenant-new" | "tenant-evicted" => {
+            // One tenant at a time, so that each first call is one start, not a queue of them.
+            let warm = Tally::default();
+            let mut first = Vec::new();
+            let mut again = Vec::new();
+            for tenant in 0..options.tenants {
+                // A new client: a connection of its own, then a second call on it.
+                let mut connection = Connection::new(&url);
+                connection.tenant = Some((
+                    options.header.clone(),
+                    format!("{}{tenant}", options.prefix),
+                ));
+                for (latencies, tally) in [(&mut first, &*tally), (&mut again, &warm)] {
+                    let sent = Instant::now();
+                    match connection.session_per_call().await {
+                        Ok(answer) => {
+                            if tally.record(Ok(answer)) {
+                                latencies.push(sent.elapsed().as_micros() as u64);
+                            }
+                        }
+                        Err(Failure::Busy(_)) => {
+                            tally.busy.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(Failure::Failed(e)) => {
+                            tally.record(Err(e));
+                        }
+                    }
+                }
+            }
+            again.sort_unstable();
+            tally
+                .errors
+                .fetch_add(warm.errors.load(Ordering::Relaxed), Ordering::Relaxed);
+            tally
+                .busy
+                .fetch_add(warm.busy.load(Ordering::Relaxed), Ordering::Relaxed);
+            extras.push_str(&format!(
+                r#","warm_calls":{},"warm_p50_us":{},"warm_p99_us":{}"#,
+                again.len(),
+                percentile(&again, 0.50),
+                percentile(&again, 0.99),
+            ));
+            first.sort_unstable();
+            first
+        }
         other => panic!("unknown shape {other}"),
     };
+    if tenant_shape {
+        let after = tenant_gauges(&options.url).await;
+        let evicted = match (gauges_before, after) {
+            (Some((_, before)), Some((_, after))) => after.saturating_sub(before) as i64,
+            _ => -1,
+        };
+        extras.push_str(&format!(
+            r#","busy":{},"tenants":{},"connections":{},"evicted":{evicted},"warm_tenants":{}"#,
+            tally.busy.load(Ordering::Relaxed),
+            options.tenants,
+            if options.shape == "tenants" {
+                options.connections
+            } else {
+                1
+            },
+            after.map_or(-1, |(running, _)| running as i64),
+        ));
+    }
 
     let elapsed = started.elapsed().as_secs_f64();
     let calls = tally.calls.load(Ordering::Relaxed);
     let bytes = tally.bytes.load(Ordering::Relaxed);
     println!(
-        r#"{{"shape":"{}","calls":{},"errors":{},"seconds":{:.3},"calls_per_s":{:.1},"p50_us":{},"p99_us":{},"mb_per_s":{:.1}}}"#,
+        r#"{{"shape":"{}","calls":{},"errors":{},"seconds":{:.3},"calls_per_s":{:.1},"p50_us":{},"p99_us":{},"mb_per_s":{:.1}{extras}}}"#,
         options.shape,
         calls,
         tally.errors.load(Ordering::Relaxed),

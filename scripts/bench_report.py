@@ -141,7 +141,73 @@ def table(results):
                 mine = bridge.get(shape, {}).get("calls_per_s")
                 cells.append(f"{mine / peer:.0f}× faster" if peer and mine else "–")
             lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    lines += tenants_table(bridge)
     return "\n".join(lines)
+
+
+def ms(us):
+    return f"{us / 1000:,.1f} ms".replace(",", " ")
+
+
+def tenants_table(bridge):
+    """mcp-bridge run per tenant (the peers have none): its rows from run_tenants."""
+    mixed = bridge.get("tenants")
+    if mixed is None:
+        return []
+
+    def failed(r):
+        return r is None or r.get("errors", 0) < 0
+
+    def troubles(r):
+        out = []
+        if r.get("errors"):
+            out.append(f"{fmt_int(r['errors'])} errors")
+        if r.get("busy"):
+            out.append(f"{fmt_int(r['busy'])} busy (503)")
+        return ", " + ", ".join(out) if out else ""
+
+    def first_calls(r):
+        if failed(r):
+            return "failed"
+        restarted = f"; {r['evicted']} others stopped for room" if r.get("evicted", -1) > 0 else ""
+        return (
+            f"p50 {ms(r['p50_us'])}, p99 {ms(r['p99_us'])} (of {r['calls']}){troubles(r)}"
+            f"<br>then warm: p50 {ms(r.get('warm_p50_us', 0))}{restarted}"
+        )
+
+    if failed(mixed):
+        dify = "failed"
+    else:
+        dify = (
+            f"{fmt_int(mixed['calls_per_s'])}/s{troubles(mixed)}<br>p50 {fmt_int(mixed['p50_us'])} µs, "
+            f"p99 {fmt_int(mixed['p99_us'])} µs; {fmt_int(max(mixed.get('evicted', 0), 0))} tenants stopped for room"
+        )
+    idle, warm = bridge.get("tenants-idle", {}), bridge.get("tenants-warm", {})
+    cap = warm.get("max_tenants", idle.get("max_tenants", "?"))
+    workers = f", {mixed['connections']} workers" if mixed.get("connections") else ""
+    new, evicted = bridge.get("tenant-new"), bridge.get("tenant-evicted")
+    lines = [
+        "",
+        f"| mcp-bridge run per tenant (`--env-from-header`): {mixed.get('tenants', '?')} tenants, "
+        f"`--max-tenants {cap}` | |",
+        "|---|---|",
+        f"| Dify's shape (session per call), each call as a random tenant{workers} | {dify} |",
+        f"| a new tenant's first call (starts its server; the pool not full) | {first_calls(new)} |",
+        f"| a stopped tenant's first call (starts its server again; the pool full) | {first_calls(evicted)} |",
+    ]
+    if warm.get("rss_per_tenant_kib") is not None:
+        pss = (
+            f"<br>in PSS (pages shared by processes counted once): +{mib(warm['added_pss_per_tenant_kib'])} per tenant"
+            if "added_pss_per_tenant_kib" in warm
+            else ""
+        )
+        lines.append(
+            f"| RSS per warm tenant: (the bridge + its descendants) ÷ warm tenants "
+            f"| {mib(warm['tree_rss_kib'])} ÷ {warm['warm_tenants']} = {mib(warm['rss_per_tenant_kib'])}; "
+            f"the bridge alone at 0 tenants {mib(idle.get('bridge_rss_kib', 0))}, "
+            f"so +{mib(warm['added_rss_per_tenant_kib'])} per tenant{pss} |"
+        )
+    return lines
 
 
 def svg(results):

@@ -8,10 +8,11 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::values::{
-    parse_env, parse_pair, parse_path, parse_protocol_version, parse_seconds, parse_size,
+    parse_env, parse_env_from_header, parse_pair, parse_path, parse_protocol_version,
+    parse_seconds, parse_size,
 };
 use crate::tools::ToolPolicy;
-use crate::upstream::settings::RepairSchemas;
+use crate::upstream::settings::{RepairSchemas, Tenancy};
 use crate::upstream::{RestartPolicy, ServerPerSession};
 use crate::wire::versions;
 
@@ -167,6 +168,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub tools: ToolArgs,
+
+    #[command(flatten)]
+    pub tenants: TenantArgs,
 
     /// Which clients get every tool on one page with schemas Dify can read: local $ref
     /// inlined, allOf merged, nullable types flattened, unknown types made strings, and the
@@ -373,6 +377,45 @@ impl ToolArgs {
             read_only: self.read_only,
             rename: self.rename.clone(),
             descriptions: self.describe.clone(),
+        }
+    }
+}
+
+/// One server per tenant: each user's credentials reach only a server of their own.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Tenants")]
+pub struct TenantArgs {
+    /// Give the server's environment variable VAR the value of the request header HEADER
+    /// (repeatable). The values pick the tenant: each tenant gets a warm server of its own
+    /// with them, and a request without the header is refused (401), never served by
+    /// another tenant's server. With --config, use each server's "envFromHeaders".
+    #[arg(long, value_name = "VAR=HEADER", value_parser = parse_env_from_header)]
+    pub env_from_header: Vec<(String, String)>,
+
+    /// A JSON file of tenants: each one's bearer token (or its SHA-256) and the environment
+    /// its server gets; the token picks the tenant, so users never send the credential
+    /// itself. Reloaded on SIGHUP. With --config, servers with "tenants": true use it.
+    #[arg(long, value_name = "FILE")]
+    pub tenants: Option<PathBuf>,
+
+    /// Tenants with a server running at once; at the limit the least recently used idle one
+    /// stops to make room, and with every one busy a new tenant gets 503.
+    #[arg(long, default_value_t = Tenancy::DEFAULT_MAX_TENANTS, value_name = "N")]
+    pub max_tenants: usize,
+
+    /// Seconds after which a tenant's server without sessions or requests stops.
+    #[arg(long, default_value = "600", value_name = "SECS", value_parser = parse_seconds)]
+    pub tenant_idle: Duration,
+}
+
+impl TenantArgs {
+    /// The single server's tenancy; the bounds alone (as defaults) for a config file's.
+    pub fn tenancy(&self) -> Tenancy {
+        Tenancy {
+            env_from_headers: self.env_from_header.clone(),
+            by_token: self.tenants.is_some(),
+            max_tenants: self.max_tenants,
+            idle: self.tenant_idle,
         }
     }
 }

@@ -36,6 +36,12 @@ pub enum UsageError {
         "--allow-tool, --deny-tool, --read-only-tools, --rename-tool and --describe-tool are for the single server; with --config give each server its \"tools\" in the file"
     )]
     ToolFlagsWithConfig,
+    #[error(
+        "--env-from-header is for the single server; with --config give each server its \"envFromHeaders\" in the file"
+    )]
+    EnvFromHeaderWithConfig,
+    #[error("--max-tenants must be at least 1")]
+    NoTenants,
 }
 
 impl Cli {
@@ -43,7 +49,9 @@ impl Cli {
         if self.auth_token.as_deref() == Some("") {
             return Err(UsageError::EmptyToken);
         }
-        if !is_loopback(&self.host) && self.auth_token.is_none() && !self.allow_unauthenticated {
+        // A tenants file's tokens keep strangers out as the shared token does.
+        let protected = self.auth_token.is_some() || self.tenants.tenants.is_some();
+        if !is_loopback(&self.host) && !protected && !self.allow_unauthenticated {
             return Err(UsageError::Unprotected(self.host));
         }
         let session_secret = self
@@ -56,6 +64,17 @@ impl Cli {
         if self.config.is_some() && !tools.is_empty() {
             return Err(UsageError::ToolFlagsWithConfig);
         }
+        if self.config.is_some() && !self.tenants.env_from_header.is_empty() {
+            return Err(UsageError::EnvFromHeaderWithConfig);
+        }
+        if self.tenants.max_tenants == 0 {
+            return Err(UsageError::NoTenants);
+        }
+        let tenancy = self.tenants.tenancy();
+        // A config file's servers take the bounds as defaults and say themselves whether they
+        // run per tenant.
+        let tenancy = (self.config.is_some() || tenancy.is_per_tenant()).then_some(tenancy);
+        let tenants_file = self.tenants.tenants.clone();
         let me = std::env::current_exe().map_err(UsageError::NoSelf)?;
         let (program, args) = if self.demo {
             (
@@ -108,8 +127,11 @@ impl Cli {
         config.server.session_secret = session_secret;
         config.server.tools = tools;
         config.server.repair_schemas = self.repair_schemas;
+        config.server.tenancy = tenancy;
+        config.tenants_file = tenants_file;
         config.access = AccessPolicy {
             auth_token: self.auth_token,
+            tenant_tokens: None,
             allowed_origins: self.allow_origin,
             allowed_hosts: self.allowed_host,
             cors_origin: self.cors_origin,

@@ -23,6 +23,17 @@ pub fn parse_pair(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// `VAR=Header-Name`: the header's name checked and lowercased.
+pub fn parse_env_from_header(text: &str) -> Result<(String, String), String> {
+    let (var, header) = text
+        .split_once('=')
+        .filter(|(var, header)| !var.is_empty() && !header.is_empty())
+        .ok_or_else(|| format!("expected VAR=HEADER, got `{text}`"))?;
+    let header = http::HeaderName::from_bytes(header.trim().as_bytes())
+        .map_err(|_| format!("`{header}` is not an HTTP header name"))?;
+    Ok((var.to_owned(), header.as_str().to_owned()))
+}
+
 pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
         .ok()

@@ -1,13 +1,20 @@
-//! Who may use the bridge: the shared token (`Authorization: Bearer` or `X-API-Key`), the
-//! `Origin` and `Host` checks against DNS rebinding, and CORS for browser clients.
+//! Who may use the bridge: the shared token (`Authorization: Bearer` or `X-API-Key`) or a
+//! tenant's token of the tenants file, the `Origin` and `Host` checks against DNS rebinding,
+//! and CORS for browser clients.
+
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, Request, header};
+
+use crate::servers::tenant_book::TenantBookCell;
 
 /// The access rules, from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct AccessPolicy {
-    /// Required on every request when set.
+    /// Required on every request when set (or a tenant's token, with a tenants file).
     pub auth_token: Option<String>,
+    /// With a tenants file, each tenant's token is let in too.
+    pub tenant_tokens: Option<Arc<TenantBookCell>>,
     /// Origins allowed besides localhost ones; `*` allows any.
     pub allowed_origins: Vec<String>,
     /// When not empty, the `Host` header must name one of these (with or without the port).
@@ -50,17 +57,27 @@ impl AccessPolicy {
                 return Err(Denied::Origin(origin.to_owned()));
             }
         }
-        match &self.auth_token {
-            Some(token) if !presents_token(headers, token) => Err(Denied::MissingOrWrongToken),
-            _ => Ok(()),
+        let shared = self
+            .auth_token
+            .as_ref()
+            .map(|token| presents_token(headers, token));
+        let tenant = self.tenant_tokens.as_ref().map(|book| {
+            let book = book.current();
+            presented_credentials(headers).any(|given| book.find(&given).is_some())
+        });
+        match (shared, tenant) {
+            (None, None) | (Some(true), _) | (_, Some(true)) => Ok(()),
+            _ => Err(Denied::MissingOrWrongToken),
         }
     }
 
-    /// Whether the request carries the token, or none is required.
+    /// Whether the request carries the shared token, or none is required: what may see why a
+    /// server is down (with a tenants file and no shared token, nobody).
     pub fn presents_token(&self, headers: &HeaderMap) -> bool {
-        self.auth_token
-            .as_ref()
-            .is_none_or(|token| presents_token(headers, token))
+        match &self.auth_token {
+            Some(token) => presents_token(headers, token),
+            None => self.tenant_tokens.is_none(),
+        }
     }
 
     fn host_allowed(&self, host: &str) -> bool {
@@ -128,6 +145,14 @@ impl AccessPolicy {
 
 /// `Authorization: Bearer TOKEN` or `X-API-Key: TOKEN` (what Dify's custom headers send).
 fn presents_token(headers: &HeaderMap, token: &str) -> bool {
+    // Every candidate is compared, so timing says nothing about which header matched.
+    presented_credentials(headers).fold(false, |found, given| {
+        constant_time_eq(given.as_bytes(), token.as_bytes()) | found
+    })
+}
+
+/// Every token the request presents: Bearer, a Basic password, `X-API-Key`.
+fn presented_credentials(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
     let authorization = headers
         .get_all(header::AUTHORIZATION)
         .iter()
@@ -153,10 +178,7 @@ fn presents_token(headers: &HeaderMap, token: &str) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(|v| v.trim().to_owned());
-    // Every candidate is compared, so timing says nothing about which header matched.
-    authorization.chain(api_key).fold(false, |found, given| {
-        constant_time_eq(given.as_bytes(), token.as_bytes()) | found
-    })
+    authorization.chain(api_key)
 }
 
 /// Standard base64 (padding optional); `None` for anything else.

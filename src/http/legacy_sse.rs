@@ -12,7 +12,7 @@ use tracing::debug;
 
 use super::body::Body;
 use super::messages::{self, Handled};
-use super::reply::{accepted, rpc_error, stopping, unknown_session};
+use super::reply::{Reject, accepted, rpc_error, stopping, unknown_session};
 use super::request::{check_content_type, find_session, parse_message, refused_after_reading};
 use super::site::Exchange;
 use super::sse::{self, SessionStream};
@@ -27,8 +27,16 @@ const OWED_CALLS: usize = 64;
 
 /// `GET /sse`: a new session and its stream, the `endpoint` event first (Dify gives up if it
 /// does not come within a second).
-pub fn open(bridge: &Arc<Bridge>, exchange: &mut Exchange<'_>) -> Response<Body> {
-    let upstream = bridge.upstream();
+pub async fn open(
+    bridge: &Arc<Bridge>,
+    request: &Request<Incoming>,
+    exchange: &mut Exchange<'_>,
+) -> Response<Body> {
+    let lease = match bridge.upstream_for(request.headers()).await {
+        Ok(lease) => lease,
+        Err(refusal) => return Reject::from(refusal).into_response(),
+    };
+    let upstream = lease.upstream();
     if upstream.is_draining() {
         return stopping();
     }
@@ -68,7 +76,11 @@ pub async fn post(
     request: Request<Incoming>,
     exchange: &mut Exchange<'_>,
 ) -> Response<Body> {
-    let upstream = bridge.upstream();
+    let lease = match bridge.upstream_for(request.headers()).await {
+        Ok(lease) => lease,
+        Err(refusal) => return refused_after_reading(exchange, request, refusal.into()).await,
+    };
+    let upstream = lease.upstream();
     if let Err(reject) = check_content_type(request.headers()) {
         return refused_after_reading(exchange, request, reject).await;
     }

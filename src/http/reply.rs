@@ -7,6 +7,7 @@ use http::{HeaderValue, Method, Response, StatusCode, header};
 
 use super::body::Body;
 use super::sse;
+use crate::servers::tenants::TenantRefusal;
 use crate::upstream::Refused;
 use crate::wire::jsonrpc::{self, code};
 
@@ -64,6 +65,20 @@ impl Reject {
             retry_after(&mut response);
         }
         response
+    }
+}
+
+impl From<TenantRefusal> for Reject {
+    /// A request without its tenant's credentials, or one no tenant's server can take now.
+    fn from(refusal: TenantRefusal) -> Self {
+        let message = format!("mcp-bridge: {refusal}");
+        match refusal {
+            TenantRefusal::Full(_) => {
+                Reject::new(StatusCode::SERVICE_UNAVAILABLE, code::OVERLOADED, message)
+                    .retry_after()
+            }
+            _ => Reject::new(StatusCode::UNAUTHORIZED, code::UNAUTHORIZED, message),
+        }
     }
 }
 

@@ -147,7 +147,7 @@ async fn route_allowed(request: Request<Incoming>, exchange: &mut Exchange<'_>) 
     exchange.log.bridge = Some(bridge.clone());
     let bridge = &bridge;
     if path == bridge.legacy_sse_path() && request.method() == Method::GET {
-        return legacy_sse::open(bridge, exchange);
+        return legacy_sse::open(bridge, &request, exchange).await;
     }
     if path == bridge.legacy_messages_path() {
         if request.method() == Method::POST {

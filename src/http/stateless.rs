@@ -12,7 +12,7 @@ use super::answers;
 use super::body::Body;
 use super::connections::Peer;
 use super::reply::{Accepts, accepted, json, rpc_error};
-use super::request::parse_message;
+use super::request::{parse_message, refused_after_reading};
 use super::site::Exchange;
 use crate::servers::bridge::Bridge;
 use crate::upstream::{Canceller, Outgoing, Refused};
@@ -27,7 +27,11 @@ pub async fn post(
     accepts: Accepts,
     exchange: &mut Exchange<'_>,
 ) -> Response<Body> {
-    let upstream = bridge.upstream();
+    let lease = match bridge.upstream_for(request.headers()).await {
+        Ok(lease) => lease,
+        Err(refusal) => return refused_after_reading(exchange, request, refusal.into()).await,
+    };
+    let upstream = lease.upstream();
     let headers = request.headers().clone();
     let caller = caller_of(exchange.peer, &headers);
     let (body, _held) = match exchange.read_body(request).await {

@@ -35,12 +35,27 @@ pub async fn status(gateway: &Gateway, headers: &HeaderMap) -> Response<Body> {
     let origin = public_origin(headers);
     let mut servers = Vec::new();
     for bridge in gateway.servers().iter() {
-        let upstream = bridge.upstream();
-        let status = upstream.status();
+        let status = bridge.status();
+        let gauges = bridge.gauges();
         let (tools, hidden) = match bridge.tools().await {
             Ok((tools, hidden)) => (tools, Value::from(hidden)),
             Err(why) => (json!({"error": why}), Value::Null),
         };
+        // Tenants by their names (or short keyed hashes), never their credentials.
+        let tenants = bridge.tenants().map(|tenants| {
+            let running: Vec<Value> = tenants
+                .running()
+                .iter()
+                .map(|tenant| {
+                    json!({
+                        "name": tenant.name,
+                        "state": tenant.upstream.status().state,
+                        "sessions": tenant.upstream.sessions().count(),
+                    })
+                })
+                .collect();
+            Value::from(running)
+        });
         servers.push(json!({
             "name": bridge.name().as_str(),
             "command": bridge.settings().child.display(),
@@ -51,13 +66,14 @@ pub async fn status(gateway: &Gateway, headers: &HeaderMap) -> Response<Body> {
             "url": format!("{origin}{}", bridge.endpoint_path()),
             "legacy_sse_url": format!("{origin}{}", bridge.legacy_sse_path()),
             "server_per_session": format!("{:?}", bridge.settings().server_per_session).to_lowercase(),
-            "session_servers": upstream.session_servers(),
+            "session_servers": gauges.session_servers,
             "requests": bridge.metrics().requests(),
-            "in_flight": upstream.requests_in_flight(),
-            "sessions": upstream.sessions().count(),
+            "in_flight": gauges.in_flight,
+            "sessions": gauges.sessions,
             "tools": tools,
             "tools_hidden": hidden,
-            "tool_calls_refused": upstream.tool_calls_refused(),
+            "tool_calls_refused": gauges.tool_calls_refused,
+            "tenants": tenants,
         }));
     }
     let body = json!({"version": env!("CARGO_PKG_VERSION"), "servers": Value::from(servers)});

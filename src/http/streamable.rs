@@ -11,7 +11,9 @@ use super::batch;
 use super::body::Body;
 use super::initialize;
 use super::messages::{self, Handled};
-use super::reply::{accepted, json, no_content, refused, rpc_error, stopping, unknown_session};
+use super::reply::{
+    Reject, accepted, json, no_content, refused, rpc_error, stopping, unknown_session,
+};
 use super::request::{
     accepts, check_content_type, find_session, parse_message, refused_after_reading, request_id,
     session_header, unsupported_version, version_header,
@@ -29,7 +31,11 @@ pub async fn post(
     request: Request<Incoming>,
     exchange: &mut Exchange<'_>,
 ) -> Response<Body> {
-    let upstream = bridge.upstream();
+    let lease = match bridge.upstream_for(request.headers()).await {
+        Ok(lease) => lease,
+        Err(refusal) => return refused_after_reading(exchange, request, refusal.into()).await,
+    };
+    let upstream = lease.upstream();
     let headers = request.headers();
     let checked = check_content_type(headers)
         .and_then(|()| accepts(headers))
@@ -126,8 +132,14 @@ pub fn delete(
         Err(reject) => return reject.into_response(),
     };
     exchange.log.session = Some(session.to_owned());
+    let lease = match bridge.running_upstream_for(request.headers()) {
+        Ok(Some(lease)) => lease,
+        // No server of its tenant runs: none of its sessions either.
+        Ok(None) => return unknown_session(None),
+        Err(refusal) => return Reject::from(refusal).into_response(),
+    };
     // A session signed by another replica that never came here is ended as far as this one knows.
-    if bridge.upstream().sessions().delete(session) {
+    if lease.upstream().sessions().delete(session) {
         no_content()
     } else {
         unknown_session(None)
@@ -140,7 +152,12 @@ pub fn get(
     request: &Request<Incoming>,
     exchange: &mut Exchange<'_>,
 ) -> Response<Body> {
-    let upstream = bridge.upstream();
+    let lease = match bridge.running_upstream_for(request.headers()) {
+        Ok(Some(lease)) => lease,
+        Ok(None) => return unknown_session(None),
+        Err(refusal) => return Reject::from(refusal).into_response(),
+    };
+    let upstream = lease.upstream();
     let headers = request.headers();
     let wants_stream = accepts(headers).is_ok_and(|a| a.event_stream)
         && headers.contains_key(http::header::ACCEPT);

@@ -21,6 +21,8 @@ pub struct Config {
     pub access: AccessPolicy,
     /// Serve the servers of this `mcpServers` file instead of `server`.
     pub config_file: Option<PathBuf>,
+    /// The tenants (their tokens and environments) of the servers run per tenant.
+    pub tenants_file: Option<PathBuf>,
     /// Request log lines as JSON fields rather than text.
     pub json_logs: bool,
     /// Serve HTTPS with this certificate chain and key (PEM), reloaded on SIGHUP.
@@ -39,6 +41,7 @@ impl Config {
             max_body_bytes: 16 * 1024 * 1024,
             access: AccessPolicy::default(),
             config_file: None,
+            tenants_file: None,
             json_logs: false,
             tls: None,
             max_connections: 16 * 1024,

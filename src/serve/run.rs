@@ -44,7 +44,12 @@ pub async fn run(
         None => None,
     };
     let grace = config.shutdown_timeout;
-    let starting = Gateway::start(config.server.clone(), config.config_file.clone(), grace);
+    let starting = Gateway::start(
+        config.server.clone(),
+        config.config_file.clone(),
+        config.tenants_file.clone(),
+        grace,
+    );
     let (gateway, supervision) = tokio::select! {
         started = starting => started?,
         // Stopped while the server was still starting: dropping it kills it.
@@ -55,9 +60,11 @@ pub async fn run(
     }
     let json_logs = config.json_logs;
     let gateway = Arc::new(gateway);
+    let mut access = config.access.clone();
+    access.tenant_tokens = gateway.tenant_book().cloned();
     let site = Arc::new(Site {
         gateway: gateway.clone(),
-        access: config.access.clone(),
+        access,
         connections: Connections::new(config.max_connections, config.header_timeout),
         bodies: BodyLimits::new(config.max_body_bytes),
         json_logs,
@@ -69,7 +76,7 @@ pub async fn run(
         tls,
         http::listen(listener, site, stop.clone(), grace),
     ));
-    let reloader = gateway.has_config_file().then(|| {
+    let reloader = gateway.reloads().then(|| {
         let gateway = gateway.clone();
         tokio::spawn(async move { signals::reload_on_hangup(&gateway).await })
     });

@@ -1,5 +1,5 @@
 //! The signals the bridge obeys: SIGINT (Ctrl-C) and SIGTERM (docker stop, systemd) stop it;
-//! SIGHUP reloads the config file.
+//! SIGHUP reloads the config file and the tenants file.
 
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -20,14 +20,16 @@ pub async fn signal_received() {
     }
 }
 
-/// Reloads the config file at every SIGHUP, for as long as the bridge runs.
+/// Reloads the config file and the tenants file at every SIGHUP, for as long as the bridge runs.
 pub async fn reload_on_hangup(gateway: &Gateway) {
     let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; the config file will not be reloaded");
+        tracing::warn!(
+            "cannot listen for SIGHUP; the config and tenants files will not be reloaded"
+        );
         return;
     };
     while hangup.recv().await.is_some() {
-        tracing::info!("SIGHUP received: reloading the config file");
+        tracing::info!("SIGHUP received: reloading");
         gateway.reload().await;
     }
 }

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
 use crate::tools::ToolPolicy;
-use crate::upstream::settings::{RepairSchemas, RestartPolicy, ServerPerSession, ServerSettings};
+use crate::upstream::settings::{
+    RepairSchemas, RestartPolicy, ServerPerSession, ServerSettings, Tenancy,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -55,6 +57,14 @@ struct Entry {
     keep_alive: Option<f64>,
     tools: Option<ToolsEntry>,
     repair_schemas: Option<RepairName>,
+    /// `{"VAR": "Header-Name"}`: the server runs per tenant, VAR from each request's header.
+    #[serde(default)]
+    env_from_headers: BTreeMap<String, String>,
+    /// The server runs per tenant of the `--tenants` file.
+    #[serde(default)]
+    tenants: bool,
+    max_tenants: Option<usize>,
+    tenant_idle: Option<f64>,
 }
 
 /// A server's `"tools"`: its tool policy.
@@ -236,7 +246,38 @@ fn settings(
     tools.check().map_err(|e| {
         format!("the server `{name}` has a \"tools\" policy that cannot apply: {e}")
     })?;
+    let mut env_from_headers = Vec::new();
+    for (var, header) in entry.env_from_headers {
+        let header = http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+            format!("the server `{name}` maps {var} to {header:?}, which is not a header name")
+        })?;
+        env_from_headers.push((var, header.as_str().to_owned()));
+    }
+    let bounds = defaults.tenancy.as_ref();
+    let tenancy = Tenancy {
+        env_from_headers,
+        by_token: entry.tenants,
+        max_tenants: entry
+            .max_tenants
+            .or(bounds.map(|t| t.max_tenants))
+            .unwrap_or(Tenancy::DEFAULT_MAX_TENANTS),
+        idle: seconds("tenantIdle", entry.tenant_idle)?
+            .or(bounds.map(|t| t.idle))
+            .unwrap_or(Tenancy::DEFAULT_IDLE),
+    };
+    if tenancy.max_tenants == 0 {
+        return Err(format!(
+            "the server `{name}` has \"maxTenants\": 0; expected 1 or more"
+        ));
+    }
+    if tenancy.by_token && !bounds.is_some_and(|t| t.by_token) {
+        return Err(format!(
+            "the server `{name}` has \"tenants\": true, which needs the tenants file: run with \
+             --tenants FILE"
+        ));
+    }
     Ok(ServerSettings {
+        tenancy: tenancy.is_per_tenant().then_some(tenancy),
         tools,
         repair_schemas: match entry.repair_schemas {
             Some(RepairName::Auto) => RepairSchemas::Auto,
@@ -303,6 +344,7 @@ mod tests {
             session_secret: None,
             tools: ToolPolicy::default(),
             repair_schemas: RepairSchemas::Auto,
+            tenancy: None,
         }
     }
 
@@ -353,6 +395,36 @@ mod tests {
         assert!(error.contains("both renamed to"), "{error}");
         let typo = r#"{"mcpServers": {"a": {"command": "x", "tools": {"alow": []}}}}"#;
         assert!(parse(typo, &defaults()).unwrap_err().contains("alow"));
+    }
+
+    #[test]
+    fn a_server_runs_per_tenant_when_its_entry_says_so() {
+        let text = r#"{"mcpServers": {
+            "github": {"command": "x", "envFromHeaders": {"GITHUB_TOKEN": "X-GitHub-Token"},
+                       "maxTenants": 5, "tenantIdle": 30},
+            "shared": {"command": "y"}
+        }}"#;
+        let servers = parse(text, &defaults()).unwrap();
+        let tenancy = servers[0].tenancy.as_ref().unwrap();
+        assert_eq!(
+            tenancy.env_from_headers,
+            [("GITHUB_TOKEN".into(), "x-github-token".into())]
+        );
+        assert_eq!(tenancy.max_tenants, 5);
+        assert_eq!(tenancy.idle, Duration::from_secs(30));
+        assert!(servers[1].tenancy.is_none());
+        let no_file = r#"{"mcpServers": {"a": {"command": "x", "tenants": true}}}"#;
+        assert!(
+            parse(no_file, &defaults())
+                .unwrap_err()
+                .contains("--tenants FILE")
+        );
+        let bad = r#"{"mcpServers": {"a": {"command": "x", "envFromHeaders": {"V": "a b"}}}}"#;
+        assert!(
+            parse(bad, &defaults())
+                .unwrap_err()
+                .contains("not a header name")
+        );
     }
 
     #[test]

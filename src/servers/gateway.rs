@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 use super::bridge::Bridge;
 use super::config::{self, ConfigError};
 use super::metrics::Metrics;
+use super::tenant_book::{TenantBookCell, TenantsFileError};
 use crate::child::{Exit, SpawnError};
 use crate::sync::ReadWrite;
 use crate::upstream::{ServerSettings, Start, StartError};
@@ -28,6 +29,8 @@ pub enum GatewayError {
     Start(StartError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Tenants(#[from] TenantsFileError),
 }
 
 impl From<StartError> for GatewayError {
@@ -53,6 +56,8 @@ pub struct Gateway {
     /// How long a child gets at each step of stopping it.
     grace: Duration,
     source: Option<ConfigSource>,
+    /// The `--tenants` file's tenants.
+    book: Option<Arc<TenantBookCell>>,
 }
 
 impl Gateway {
@@ -63,48 +68,55 @@ impl Gateway {
     pub async fn start(
         settings: ServerSettings,
         config_file: Option<PathBuf>,
+        tenants_file: Option<PathBuf>,
         grace: Duration,
     ) -> Result<(Gateway, Option<JoinHandle<Option<Exit>>>), GatewayError> {
         let metrics = Arc::new(Metrics::new());
+        let book = match &tenants_file {
+            Some(path) => Some(Arc::new(TenantBookCell::load(path)?)),
+            None => None,
+        };
         let Some(path) = config_file else {
             let (bridge, supervision) =
-                Bridge::start(settings, grace, Start::Wait, &metrics).await?;
-            return Ok((
-                Gateway::new(vec![bridge], metrics, grace, None),
-                Some(supervision),
-            ));
+                Bridge::start(settings, grace, Start::Wait, &metrics, book.as_ref()).await?;
+            let gateway = Gateway {
+                servers: RwLock::new(Arc::new(vec![bridge])),
+                metrics,
+                grace,
+                source: None,
+                book,
+            };
+            return Ok((gateway, Some(supervision)));
         };
         let wanted = config::load(&path, &settings)?;
         let mut servers = Vec::new();
         for settings in wanted {
             let (bridge, _supervision) =
-                Bridge::start(settings, grace, Start::Background, &metrics).await?;
+                Bridge::start(settings, grace, Start::Background, &metrics, book.as_ref()).await?;
             servers.push(bridge);
         }
         let source = ConfigSource {
             path,
             defaults: settings,
         };
-        Ok((Gateway::new(servers, metrics, grace, Some(source)), None))
-    }
-
-    fn new(
-        servers: Vec<Arc<Bridge>>,
-        metrics: Arc<Metrics>,
-        grace: Duration,
-        source: Option<ConfigSource>,
-    ) -> Self {
-        Self {
+        let gateway = Gateway {
             servers: RwLock::new(Arc::new(servers)),
             metrics,
             grace,
-            source,
-        }
+            source: Some(source),
+            book,
+        };
+        Ok((gateway, None))
     }
 
-    /// Whether the servers come from a config file (which SIGHUP reloads).
-    pub fn has_config_file(&self) -> bool {
-        self.source.is_some()
+    /// Whether SIGHUP has something to read again: a config file, a tenants file.
+    pub fn reloads(&self) -> bool {
+        self.source.is_some() || self.book.is_some()
+    }
+
+    /// The `--tenants` file's tenants, if there is one.
+    pub fn tenant_book(&self) -> Option<&Arc<TenantBookCell>> {
+        self.book.as_ref()
     }
 
     /// The metrics in the Prometheus text format, every server's state read in now.
@@ -137,7 +149,7 @@ impl Gateway {
         let mut ready = true;
         let mut states = serde_json::Map::new();
         for bridge in servers.iter() {
-            let status = bridge.upstream().status();
+            let status = bridge.status();
             ready &= status.state == "ready";
             let mut state = json!({
                 "state": status.state,
@@ -155,6 +167,18 @@ impl Gateway {
     /// Reads the config file again and applies the difference. A file that no longer parses
     /// changes nothing.
     pub async fn reload(&self) {
+        if let Some(book) = &self.book {
+            match book.reload() {
+                Ok(()) => {
+                    for bridge in self.servers().iter() {
+                        if let Some(tenants) = bridge.tenants() {
+                            tenants.tenants_file_changed();
+                        }
+                    }
+                }
+                Err(e) => error!("not reloading the tenants file: {e}"),
+            }
+        }
         let Some(source) = &self.source else {
             return;
         };
@@ -177,6 +201,7 @@ impl Gateway {
                         self.grace,
                         Start::Background,
                         &self.metrics,
+                        self.book.as_ref(),
                     )
                     .await
                     {
@@ -201,14 +226,14 @@ impl Gateway {
         }
         *self.servers.writing() = Arc::new(next);
         for bridge in retired {
-            tokio::spawn(async move { bridge.upstream().retire().await });
+            tokio::spawn(async move { bridge.retire().await });
         }
     }
 
     /// The bridge is stopping: every server ends its open event streams.
     pub fn begin_drain(&self) {
         for bridge in self.servers().iter() {
-            bridge.upstream().begin_drain();
+            bridge.begin_drain();
         }
     }
 
@@ -217,7 +242,7 @@ impl Gateway {
         let mut stopping = tokio::task::JoinSet::new();
         for bridge in self.servers().iter() {
             let bridge = bridge.clone();
-            stopping.spawn(async move { bridge.upstream().stop().await });
+            stopping.spawn(async move { bridge.stop().await });
         }
         stopping.join_all().await;
     }

@@ -127,6 +127,8 @@ pub struct Metrics {
     undelivered: Family<KindLabels, Counter>,
     tools: Family<PolicyLabels, Gauge>,
     tool_calls_refused: Family<ServerLabels, Counter>,
+    tenants: Family<ServerLabels, Gauge>,
+    tenants_evicted: Family<ServerLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -155,6 +157,8 @@ impl Metrics {
         let undelivered = Family::<KindLabels, Counter>::default();
         let tools = Family::<PolicyLabels, Gauge>::default();
         let tool_calls_refused = Family::<ServerLabels, Counter>::default();
+        let tenants = Family::<ServerLabels, Gauge>::default();
+        let tenants_evicted = Family::<ServerLabels, Counter>::default();
         registry.register(
             "requests",
             "HTTP requests by server, JSON-RPC method and HTTP status",
@@ -208,6 +212,16 @@ impl Metrics {
             "tools/call requests refused because the tool policy hides the tool",
             tool_calls_refused.clone(),
         );
+        registry.register(
+            "tenants",
+            "Tenants whose server runs, for a server run per tenant",
+            tenants.clone(),
+        );
+        registry.register(
+            "tenants_evicted",
+            "Idle tenants stopped to make room for another (--max-tenants)",
+            tenants_evicted.clone(),
+        );
         Self {
             registry,
             requests,
@@ -221,6 +235,8 @@ impl Metrics {
             undelivered,
             tools,
             tool_calls_refused,
+            tenants,
+            tenants_evicted,
         }
     }
 
@@ -284,6 +300,13 @@ impl Metrics {
                 &self.tool_calls_refused.get_or_create(&labels),
                 server.tool_calls_refused,
             );
+            if let Some(tenants) = server.tenants {
+                self.tenants.get_or_create(&labels).set(tenants as i64);
+                raise_to(
+                    &self.tenants_evicted.get_or_create(&labels),
+                    server.tenants_evicted,
+                );
+            }
         }
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
@@ -316,6 +339,10 @@ pub struct ServerGauges {
     /// Its tools the policy shows and hides, if they were listed.
     pub tools: Option<(usize, usize)>,
     pub tool_calls_refused: u64,
+    /// For a server run per tenant: the tenants whose server runs.
+    pub tenants: Option<usize>,
+    /// Tenants stopped to make room for another.
+    pub tenants_evicted: u64,
 }
 
 /// Counts the requests of one server.
@@ -438,6 +465,8 @@ mod tests {
             undelivered: vec![("sampling/createMessage", 4)],
             tools: Some((12, 3)),
             tool_calls_refused: 2,
+            tenants: Some(4),
+            tenants_evicted: 1,
         };
         let files = ServerGauges {
             server: Arc::new("files".to_owned()),
@@ -455,6 +484,8 @@ mod tests {
             r#"mcp_bridge_tools{server="time",policy="visible"} 12"#,
             r#"mcp_bridge_tools{server="time",policy="hidden"} 3"#,
             r#"mcp_bridge_tool_calls_refused_total{server="time"} 2"#,
+            r#"mcp_bridge_tenants{server="time"} 4"#,
+            r#"mcp_bridge_tenants_evicted_total{server="time"} 1"#,
             r#"mcp_bridge_child_up{server="files"} 0"#,
             r#"mcp_bridge_sessions{server="files"} 0"#,
         ] {

@@ -39,6 +39,15 @@ impl SessionSecret {
         }
         Ok(Self(secret.trim().into()))
     }
+
+    /// A key of its own for `purpose`, the same on every replica with this secret.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, self.0.as_bytes());
+        let tag = hmac::sign(&key, purpose.as_bytes());
+        let mut derived = [0u8; 32];
+        derived.copy_from_slice(tag.as_ref());
+        derived
+    }
 }
 
 impl std::fmt::Debug for SessionSecret {

@@ -39,6 +39,34 @@ pub struct ServerSettings {
     pub tools: ToolPolicy,
     /// Which clients get repaired tool schemas.
     pub repair_schemas: RepairSchemas,
+    /// Each tenant (told apart by its credentials) gets a server of its own; `None`: one
+    /// server for everybody.
+    pub tenancy: Option<Tenancy>,
+}
+
+/// How a server's clients are told apart by their credentials, each tenant with a warm server
+/// of its own whose environment carries them, and the bounds of that pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenancy {
+    /// The server's variable, then the request header whose value it takes; the values pick
+    /// the tenant.
+    pub env_from_headers: Vec<(String, String)>,
+    /// The bearer token picks the tenant of the `--tenants` file (and its environment).
+    pub by_token: bool,
+    /// Tenants with a server running at once, at most.
+    pub max_tenants: usize,
+    /// A tenant's server stops after this long without sessions or requests.
+    pub idle: Duration,
+}
+
+impl Tenancy {
+    pub const DEFAULT_MAX_TENANTS: usize = 20;
+    pub const DEFAULT_IDLE: Duration = Duration::from_secs(600);
+
+    /// Whether anything tells tenants apart (else the server is one for everybody).
+    pub fn is_per_tenant(&self) -> bool {
+        self.by_token || !self.env_from_headers.is_empty()
+    }
 }
 
 impl ServerSettings {
@@ -63,6 +91,7 @@ impl ServerSettings {
             session_secret: None,
             tools: ToolPolicy::default(),
             repair_schemas: RepairSchemas::Auto,
+            tenancy: None,
         }
     }
 }
