@@ -757,7 +757,8 @@ async fn an_answer_that_cannot_be_read_ends_its_call_with_an_error_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn why_a_server_is_down_is_told_only_to_a_caller_with_the_token() {
-    let dir = std::env::temp_dir().join(format!("mcp-bridge-secrets-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mcp-bridge-secrets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("servers.json");
     let leaky = "echo 'login failed for DATABASE_URL=postgres://admin:hunter2@db/prod' >&2; exit 1";

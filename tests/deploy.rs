@@ -109,8 +109,8 @@ fn haproxy_config_for(replicas: &[String], listen_port: u16) -> String {
 
 /// A fresh directory of its own for one HAProxy, removed first if a run left it.
 fn haproxy_dir(port: u16) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("mcp-bridge-haproxy-{}-{port}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mcp-bridge-haproxy-{}-{port}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("haproxy directory");
     dir

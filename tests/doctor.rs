@@ -357,7 +357,8 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn a_config_file_is_checked_server_by_server() {
-    let dir = std::env::temp_dir().join(format!("mcp-bridge-doctor-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mcp-bridge-doctor-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("servers.json");
     let config = serde_json::json!({"mcpServers": {

@@ -173,7 +173,7 @@ fn own_pydantic_result() -> Value {
 
 /// A config file in a fresh temporary directory.
 fn config_file(test: &str, servers: Value) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "mcp-bridge-schema-repair-{test}-{}",
         std::process::id()
     ));

@@ -15,7 +15,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_mcp-bridge");
 
 /// A config file in a fresh temporary directory.
 fn config_file(test: &str, servers: Value) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mcp-bridge-{test}-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mcp-bridge-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("servers.json");
     write_config(&path, servers);
@@ -282,7 +283,8 @@ async fn json_logs_carry_server_session_method_status_and_duration() {
 /// Renders `url` in headless Chromium (Debian's package) and returns the DOM once the page's
 /// script has run; also saves a screenshot to `screenshot`.
 fn render_in_chromium(url: &str, screenshot: &Path) -> String {
-    let profile = std::env::temp_dir().join(format!("mcp-bridge-chromium-{}", std::process::id()));
+    let profile = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mcp-bridge-chromium-{}", std::process::id()));
     let common = [
         "--headless",
         "--no-sandbox",

@@ -472,7 +472,7 @@ fn sha256_hex(text: &str) -> String {
 
 /// A fresh temporary directory for one test.
 fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "mcp-bridge-tenants-{test}-{}-{}",
         std::process::id(),
         random_hex(4)

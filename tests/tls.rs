@@ -58,8 +58,8 @@ struct Files {
 
 impl Files {
     fn new(name: &str) -> Files {
-        let dir =
-            std::env::temp_dir().join(format!("mcp-bridge-tls-test-{name}-{}", std::process::id()));
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("mcp-bridge-tls-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Files { dir }

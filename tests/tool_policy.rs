@@ -143,7 +143,7 @@ fn metric(metrics: &str, series: &str) -> f64 {
 
 /// A config file in a fresh temporary directory.
 fn config_file(test: &str, servers: Value) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "mcp-bridge-tool-policy-{test}-{}",
         std::process::id()
     ));

@@ -44,8 +44,8 @@ impl Nginx {
             "the site config names more replicas than were given"
         );
 
-        let dir =
-            std::env::temp_dir().join(format!("mcp-bridge-nginx-{}-{port}", std::process::id()));
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("mcp-bridge-nginx-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("nginx directory");
         std::fs::write(dir.join("site.conf"), site).expect("site.conf");
