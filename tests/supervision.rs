@@ -1,5 +1,5 @@
 //! Supervision and limits against the real binary: a server killed under load (every request
-//! answered, the bridge serving again), crash loops backing off, request timeouts with
+//! answered, the bridge serving again), requests sent as it dies waiting for its restart, crash loops backing off, request timeouts with
 //! cancellation, oversized answers, the in-flight bound, and sessions that never say goodbye.
 
 mod support;
@@ -110,6 +110,54 @@ async fn a_server_sigkilled_under_load_leaves_no_request_unanswered_and_comes_ba
         )
         .await;
     assert_eq!(tool_text(&answer), "back");
+    bridge.stop();
+}
+
+/// Requests that come once the server is dead but before the bridge has seen it exit find its
+/// stdin closed; never written, they go to the server that replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_sent_just_after_the_server_died_wait_for_its_restart() {
+    let mut bridge = Bridge::fixture(&[]);
+    let http = Http::new();
+    let session = http.open_session(&bridge.url).await;
+    for round in 0..3 {
+        let server = server_pid(&bridge);
+        unsafe {
+            libc::kill(server, libc::SIGKILL);
+        }
+        let died = Instant::now();
+        while is_alive(server) {
+            assert!(
+                died.elapsed() < Duration::from_secs(5),
+                "the server outlived SIGKILL"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let calls: Vec<_> = (0..8)
+            .map(|n| {
+                let (http, url, session) = (http.clone(), bridge.url.clone(), session.clone());
+                tokio::spawn(async move {
+                    let message = format!("round {round} call {n}");
+                    let answer = http
+                        .call_tool(
+                            &url,
+                            &session,
+                            json!(n),
+                            "echo",
+                            json!({"message": message}),
+                        )
+                        .await;
+                    (message, answer)
+                })
+            })
+            .collect();
+        for call in calls {
+            let (message, answer) = call.await.unwrap();
+            assert!(answer.get("result").is_some(), "{message}: {answer}");
+            assert_eq!(tool_text(&answer), message);
+        }
+        assert_ne!(server_pid(&bridge), server, "round {round}: a new server");
+    }
     bridge.stop();
 }
 

@@ -23,6 +23,7 @@ use crate::wire::jsonrpc::{self, Id, code};
 use crate::wire::stateless;
 
 /// What a client sent, as far as forwarding it needs.
+#[derive(Clone)]
 pub struct Outgoing<'a> {
     /// The client's whole message.
     pub body: &'a Bytes,
@@ -131,17 +132,41 @@ pub struct Call {
 }
 
 impl Call {
-    /// Sends a client's request to the child serving its session.
+    /// Sends a client's request to the child serving its session. A request the shared child
+    /// could not take because it had just died (its stdin closed before the bridge saw it
+    /// exit) was never written: it goes to the child that replaces it, as any request that
+    /// finds the server restarting does.
     pub async fn start(upstream: &Upstream, outgoing: Outgoing<'_>) -> Result<Call, Refused> {
         // `--request-timeout` holds from here: a wait for a restarting child, or for room in
         // the stdin of one that stopped reading, counts.
         let limit = upstream.settings.request_timeout;
         let deadline = limit.map(|limit| tokio::time::Instant::now() + limit);
-        let target = within_deadline(deadline, Target::of(upstream, outgoing.session.as_ref()))
+        let (id, session) = (outgoing.id, outgoing.session.clone());
+        let target = within_deadline(deadline, Target::of(upstream, session.as_ref()))
             .await
-            .map_err(|_| timed_out(outgoing.id, limit))?
-            .map_err(|reason| child_gone(outgoing.id, &reason))?;
-        Self::start_until(upstream, &target, outgoing, deadline).await
+            .map_err(|_| timed_out(id, limit))?
+            .map_err(|reason| child_gone(id, &reason))?;
+        let first = Self::start_until(upstream, &target, outgoing.clone(), deadline).await;
+        let Err(NotStarted::Unwritten(refusal)) = first else {
+            return first.map_err(NotStarted::into_refusal);
+        };
+        if !target.shared {
+            return Err(refusal);
+        }
+        // Its exit is published a moment after its pipe closes; the restart follows.
+        let noticed = within_deadline(deadline, async {
+            tokio::time::timeout(EXIT_NOTICED_WITHIN, target.child.exited()).await
+        });
+        if !matches!(noticed.await, Ok(Ok(_))) {
+            return Err(refusal);
+        }
+        let target = within_deadline(deadline, Target::of(upstream, session.as_ref()))
+            .await
+            .map_err(|_| timed_out(id, limit))?
+            .map_err(|reason| child_gone(id, &reason))?;
+        Self::start_until(upstream, &target, outgoing, deadline)
+            .await
+            .map_err(NotStarted::into_refusal)
     }
 
     /// [`Call::start`] on a given child.
@@ -154,7 +179,9 @@ impl Call {
             .settings
             .request_timeout
             .map(|limit| tokio::time::Instant::now() + limit);
-        Self::start_until(upstream, target, outgoing, deadline).await
+        Self::start_until(upstream, target, outgoing, deadline)
+            .await
+            .map_err(NotStarted::into_refusal)
     }
 
     async fn start_until(
@@ -162,12 +189,12 @@ impl Call {
         target: &Target,
         outgoing: Outgoing<'_>,
         deadline: Option<tokio::time::Instant>,
-    ) -> Result<Call, Refused> {
+    ) -> Result<Call, NotStarted> {
         let Ok(permit) = upstream.in_flight.clone().try_acquire_owned() else {
-            return Err(Refused::busy(
+            return Err(NotStarted::Refused(Refused::busy(
                 outgoing.id,
                 "too many requests in flight (--max-in-flight); retry shortly",
-            ));
+            )));
         };
         let Outgoing {
             body,
@@ -233,9 +260,14 @@ impl Call {
         let line = fields::splice_pieces(body, &mut edits);
         match within_deadline(deadline, target.child.send_pieces(line)).await {
             Ok(Ok(())) => {}
-            Ok(Err(gone)) => return Err(child_gone(id, &gone.0)),
+            Ok(Err(gone)) => return Err(NotStarted::Unwritten(child_gone(id, &gone.0))),
             // Never written: nothing to cancel at the child.
-            Err(_) => return Err(timed_out(id, upstream.settings.request_timeout)),
+            Err(_) => {
+                return Err(NotStarted::Refused(timed_out(
+                    id,
+                    upstream.settings.request_timeout,
+                )));
+            }
         }
         ticket.sent_through(target.child.stdin().clone());
         Ok(Call {
@@ -320,6 +352,32 @@ impl Call {
     fn error(&self, why: &NoAnswer) -> Bytes {
         let id = std::str::from_utf8(&self.client_id).ok();
         jsonrpc::error_response(id, why.code, &why.message)
+    }
+}
+
+/// How long a child whose stdin closed may take to be seen exiting (its exit is published
+/// after its output is drained), before a request that could not be written to it fails.
+const EXIT_NOTICED_WITHIN: Duration = Duration::from_secs(2);
+
+/// Why [`Call::start_until`] sent nothing.
+enum NotStarted {
+    /// Refused, or failed for good.
+    Refused(Refused),
+    /// The child's stdin was closed: the request was not written, and can go to another child.
+    Unwritten(Refused),
+}
+
+impl NotStarted {
+    fn into_refusal(self) -> Refused {
+        match self {
+            NotStarted::Refused(refusal) | NotStarted::Unwritten(refusal) => refusal,
+        }
+    }
+}
+
+impl From<Refused> for NotStarted {
+    fn from(refusal: Refused) -> Self {
+        NotStarted::Refused(refusal)
     }
 }
 
