@@ -14,18 +14,15 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::calls::{expect_ok, secs, text_json};
 use support::dify::{dify_call, dify_list, dify_session};
 use support::dify_schema::{read_tools, tool};
-use support::process;
-use support::sdk::{ALL_SDKS, Sdk};
+use support::sdk::{ALL_SDKS, Opts, Sdk, run_client};
 use support::session::Session;
 use support::stdio_server::{own_tools, own_tools_pages, pydantic_command, toolbox_command};
-use support::{Bridge, Http, repo_root, require, test_deps};
+use support::{Bridge, Http};
 
 /// `mcp-bridge --port 0 EXTRA... -- COMMAND`, with `env` for the bridge (and so its child).
 fn bridge_on(command: &[String], extra: &[&str], env: &[(&str, &str)]) -> Bridge {
@@ -421,38 +418,14 @@ async fn a_property_of_type_file_becomes_a_string_for_dify_that_says_it_is_a_fil
 // The official SDKs
 // ---------------------------------------------------------------------------------------------
 
-/// The tools (name and inputSchema) an official SDK client lists at `url`
-/// (tests/clients/tool_schemas_client.*); panics if the SDK refuses the list.
+/// The tools (name and inputSchema) an official SDK client lists at `url` (its `list-tools`
+/// scenario); panics if the SDK refuses the list.
 fn sdk_schemas(sdk: Sdk, url: &str) -> Vec<Value> {
-    let clients = repo_root().join("tests/clients");
-    let mut command = match sdk {
-        Sdk::Python1 | Sdk::Python2 => {
-            let venv = if sdk == Sdk::Python1 { "py1" } else { "py2" };
-            let mut command = Command::new(require(&test_deps().join(venv).join("bin/python")));
-            command.arg(clients.join("tool_schemas_client.py"));
-            command
-        }
-        Sdk::TypeScript => {
-            require(&test_deps().join("node/node_modules/@modelcontextprotocol/sdk"));
-            let mut command = Command::new("node");
-            command.arg(clients.join("tool_schemas_client.mjs"));
-            command
-        }
-    };
-    command.arg(url);
-    let finished = process::run(command, Duration::from_secs(60));
-    assert!(
-        finished.success() && finished.stdout.lines().any(|l| l.starts_with("OK ")),
-        "{sdk:?} could not list the tools ({}):\nstdout:\n{}\nstderr:\n{}",
-        finished.ending(),
-        finished.stdout,
-        finished.stderr
-    );
-    let listed = finished
-        .stdout
+    let stdout = run_client(sdk, url, Opts::default(), &["list-tools"]);
+    let listed = stdout
         .lines()
         .find_map(|l| l.strip_prefix("tools_json="))
-        .unwrap_or_else(|| panic!("{sdk:?} printed no tools_json=:\n{}", finished.stdout));
+        .unwrap_or_else(|| panic!("{sdk:?} printed no tools_json=:\n{stdout}"));
     serde_json::from_str::<Vec<Value>>(listed).expect("tools_json is a JSON list")
 }
 

@@ -13,7 +13,8 @@ SDK 2.x: mcp.client.Client(url), which by default (mode "auto") first probes `se
 
 Scenarios:
     list-and-call TOOL JSON_ARGS EXPECT       list tools, call TOOL, its text must contain EXPECT
-    list-tools [NAME...]                      list tools (all pages); each NAME must be present
+    list-tools [NAME...]                      list tools (all pages, printed as tools_json=); each
+                                              NAME must be present
     call-concurrent N TOOL JSON_ARGS EXPECT   N concurrent calls in one session, each must match
     call-progress TOOL JSON_ARGS EXPECT       call with a progress token; >= 1 progress
                                               notification must arrive, text must contain EXPECT
@@ -325,18 +326,27 @@ async def sc_list_and_call(url: str, opts: argparse.Namespace, args: list[str]) 
         return f"sdk={SDK} negotiation={conn.negotiation} protocol={conn.protocol} server={conn.server_name} tools={len(names)} tool={tool}"
 
 
+def schema_of(tool: Any) -> Any:
+    """A tool's inputSchema as the SDK kept it, as plain JSON (SDK 2.x may hold a model)."""
+    schema = getattr(tool, "inputSchema", None)
+    if schema is None:
+        schema = getattr(tool, "input_schema", None)
+    if schema is not None and not isinstance(schema, dict):
+        schema = schema.model_dump(by_alias=True, exclude_none=True)
+    return schema
+
+
 async def sc_list_tools(url: str, opts: argparse.Namespace, args: list[str]) -> str:
     async with connect(url, opts) as conn:
         announce(conn)
         tools = await conn.list_tools()
         names = [t.name for t in tools]
         out(f"tools={','.join(names)}")
-        for t in tools:
-            schema = getattr(t, "inputSchema", None)
-            if schema is None:
-                schema = getattr(t, "input_schema", None)
-            if not schema:
-                raise Failure(f"tool {t.name!r} has no inputSchema")
+        listed = [{"name": t.name, "inputSchema": schema_of(t)} for t in tools]
+        out("tools_json=" + json.dumps(listed, separators=(",", ":")))
+        for t in listed:
+            if not t["inputSchema"]:
+                raise Failure(f"tool {t['name']!r} has no inputSchema")
         missing = [n for n in args if n not in names]
         if missing:
             raise Failure(f"missing tools: {missing}")

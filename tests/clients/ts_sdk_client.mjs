@@ -9,7 +9,8 @@
 //
 // Scenarios (same as python_sdk_client.py):
 //   list-and-call TOOL JSON_ARGS EXPECT       list tools, call TOOL, its text must contain EXPECT
-//   list-tools [NAME...]                      list tools (all pages); each NAME must be present
+//   list-tools [NAME...]                      list tools (all pages, printed as tools_json=);
+//                                             each NAME must be present
 //   call-concurrent N TOOL JSON_ARGS EXPECT   N concurrent calls in one session, each must match
 //   call-progress TOOL JSON_ARGS EXPECT       call with onprogress; >= 1 progress notification
 //   sessions N TOOL JSON_ARGS EXPECT          N sequential sessions, each: connect, call, close
@@ -214,6 +215,7 @@ const scenarios = {
       const tools = await listAllTools(c.client);
       const names = tools.map((t) => t.name);
       out(`tools=${names.join(',')}`);
+      out(`tools_json=${JSON.stringify(tools.map((t) => ({ name: t.name, inputSchema: t.inputSchema })))}`);
       for (const t of tools) if (!t.inputSchema) throw new Failure(`tool ${t.name} has no inputSchema`);
       const missing = args.filter((n) => !names.includes(n));
       if (missing.length) throw new Failure(`missing tools: ${missing.join(',')}`);
