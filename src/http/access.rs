@@ -7,6 +7,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue, Request, header};
 
 use crate::servers::tenant_book::TenantBookCell;
+use crate::wire::credentials::presented_credentials;
 
 /// The access rules, from the command line.
 #[derive(Debug, Clone, Default)]
@@ -151,48 +152,6 @@ fn presents_token(headers: &HeaderMap, token: &str) -> bool {
     })
 }
 
-/// Every token the request presents: Bearer, a Basic password, `X-API-Key`.
-fn presented_credentials(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
-    let authorization = headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| {
-            let (scheme, credentials) = v.trim().split_once(' ')?;
-            let credentials = credentials.trim();
-            if scheme.eq_ignore_ascii_case("bearer") {
-                Some(credentials.to_owned())
-            } else if scheme.eq_ignore_ascii_case("basic") {
-                // A browser's login prompt (the status page): any user name, the token as the
-                // password.
-                let decoded = String::from_utf8(base64_decode(credentials)?).ok()?;
-                decoded
-                    .split_once(':')
-                    .map(|(_, password)| password.to_owned())
-            } else {
-                None
-            }
-        });
-    let api_key = headers
-        .get_all("x-api-key")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned());
-    authorization.chain(api_key)
-}
-
-/// Standard base64 (padding optional); `None` for anything else.
-pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    use base64::alphabet::STANDARD;
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    const PADDING_OPTIONAL: GeneralPurpose = GeneralPurpose::new(
-        &STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-    PADDING_OPTIONAL.decode(text).ok()
-}
-
 /// Compares without stopping at the first difference, so response time does not reveal how
 /// much of a guessed token was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -230,18 +189,6 @@ fn host_name(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_with_or_without_padding() {
-        assert_eq!(base64_decode("dXNlcjpzZWNyZXQ=").unwrap(), b"user:secret");
-        assert_eq!(base64_decode("dXNlcjpzZWNyZXQ").unwrap(), b"user:secret");
-        assert_eq!(base64_decode("").unwrap(), b"");
-        assert!(base64_decode("not base64!").is_none());
-        assert!(
-            base64_decode("dXNlcjpzZWNyZXQ-").is_none(),
-            "base64url is not accepted"
-        );
-    }
 
     fn request(headers: &[(&str, &str)]) -> Request<()> {
         let mut builder = Request::post("/mcp");

@@ -7,7 +7,6 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tracing::debug;
 
-use super::access::base64_decode;
 use super::answers;
 use super::body::Body;
 use super::connections::Peer;
@@ -16,6 +15,7 @@ use super::request::{parse_message, refused_after_reading};
 use super::site::Exchange;
 use crate::servers::bridge::Bridge;
 use crate::upstream::{Canceller, Outgoing, Refused};
+use crate::wire::credentials::base64_decode;
 use crate::wire::fields::Fields;
 use crate::wire::jsonrpc::{Kind, code};
 use crate::wire::stateless::strip_envelope;

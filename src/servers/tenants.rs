@@ -24,6 +24,7 @@ use super::tenant_book::{TenantBookCell, TenantRecord};
 use crate::sync::Lock;
 use crate::upstream::settings::Tenancy;
 use crate::upstream::{ServerSettings, Start, Upstream};
+use crate::wire::credentials::presented_credentials;
 
 /// Why a request has no tenant's server.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -250,8 +251,8 @@ impl Tenants {
                 .as_ref()
                 .ok_or(TenantRefusal::UnknownToken)?
                 .current();
-            let found = presented_token(headers)
-                .and_then(|token| book.find(token))
+            let found = presented_credentials(headers)
+                .find_map(|token| book.find(&token))
                 .ok_or(TenantRefusal::UnknownToken)?;
             hash.update(b"tenant\0");
             hash.update(found.name.as_bytes());
@@ -410,24 +411,6 @@ async fn stop_idle_tenants(pool: Weak<Tenants>) {
 fn retire(tenant: &Arc<Tenant>) {
     let upstream = tenant.upstream.clone();
     tokio::spawn(async move { upstream.retire().await });
-}
-
-/// The token a request presents: `Authorization: Bearer`, else `X-API-Key`.
-fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get_all(http::header::AUTHORIZATION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find_map(|value| {
-            let (scheme, token) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-    bearer.or_else(|| {
-        headers
-            .get("x-api-key")
-            .and_then(|value| value.to_str().ok())
-            .map(str::trim)
-    })
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
-//! The wire format, with no I/O: JSON-RPC envelopes and error objects ([`jsonrpc`]), long
+//! The wire format, with no I/O: JSON-RPC envelopes and error objects ([`jsonrpc`]), the
+//! credentials a request's headers present ([`credentials`]), long
 //! answers recognised by their ends ([`sniff`]), the fields inside `params` the bridge routes by
 //! and splicing them ([`fields`]), protocol versions ([`versions`]), the cached handshake
 //! ([`initialize`]) and the stateless 2026-07-28 form ([`stateless`]).
 
+pub mod credentials;
 pub mod fields;
 pub mod initialize;
 pub mod jsonrpc;
