@@ -22,7 +22,7 @@ pub enum View {
     Repaired,
 }
 
-/// One page of the child's `tools/list`.
+/// One page of a list the child answered (`tools/list`, or another the bridge reads whole).
 #[derive(Debug)]
 pub struct Page {
     /// The cursor it was asked with (`None` for the first).

@@ -7,20 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
 use super::requests::{self, AskError};
 use crate::child::stdin::Stdin;
 use crate::mux::Mux;
 use crate::sync::Lock;
-use crate::tools::{Listing, Page};
-use crate::wire::jsonrpc;
+use crate::tools::Listing;
 
-/// Pages read at most: a child whose cursors never end is not followed forever.
-pub const MAX_PAGES: usize = 100;
-/// Bytes of `tools/list` results read at most, every page together.
-pub const MAX_LISTING_BYTES: usize = 16 * 1024 * 1024;
 /// How long one page may take.
 const PAGE_WITHIN: Duration = Duration::from_secs(30);
 /// How long a listing of a child that does not announce changes is used.
@@ -73,59 +65,12 @@ impl Catalog {
             return Ok(listing);
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let listing = Arc::new(read_every_page(mux, stdin).await?);
+        let (pages, incomplete) =
+            requests::ask_every_page(mux, stdin, "tools/list", PAGE_WITHIN).await?;
+        let listing = Arc::new(Listing::new(pages, incomplete));
         if self.generation.load(Ordering::SeqCst) == generation {
             *self.current.locked() = Some((listing.clone(), Instant::now()));
         }
         Ok(listing)
-    }
-}
-
-/// Follows `nextCursor` from the first page, within the bounds.
-async fn read_every_page<O: Default>(
-    mux: &Arc<Mux<O>>,
-    stdin: &Stdin,
-) -> Result<Listing, AskError> {
-    #[derive(Deserialize)]
-    struct Cursor {
-        #[serde(rename = "nextCursor")]
-        next_cursor: Option<String>,
-    }
-    let mut pages = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut bytes = 0;
-    loop {
-        let params = match &cursor {
-            Some(cursor) => format!(r#"{{"cursor":{}}}"#, jsonrpc::json_string(cursor)),
-            None => "{}".to_owned(),
-        };
-        let result: Box<RawValue> =
-            requests::ask(mux, stdin, "tools/list", &params, PAGE_WITHIN).await?;
-        bytes += result.get().len();
-        let next = serde_json::from_str::<Cursor>(result.get())
-            .ok()
-            .and_then(|c| c.next_cursor);
-        pages.push(Page { cursor, result });
-        match next {
-            None => return Ok(Listing::new(pages, false)),
-            Some(_) if pages.len() >= MAX_PAGES || bytes >= MAX_LISTING_BYTES => {
-                tracing::warn!(
-                    "the MCP server's tools/list goes on past {} pages or {} MiB: the rest is \
-                     not read",
-                    MAX_PAGES,
-                    MAX_LISTING_BYTES >> 20
-                );
-                return Ok(Listing::new(pages, true));
-            }
-            // A cursor seen before would go round in circles.
-            Some(next)
-                if pages
-                    .iter()
-                    .any(|p| p.cursor.as_deref() == Some(next.as_str())) =>
-            {
-                return Ok(Listing::new(pages, true));
-            }
-            Some(next) => cursor = Some(next),
-        }
     }
 }

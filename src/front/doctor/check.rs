@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::findings::{
     DIFY_NEWEST, initialize_finding, protocol_finding, start_failure, start_finding,
@@ -23,8 +23,6 @@ use crate::upstream::settings::RepairSchemas;
 
 /// How long each list request may take once the server is up.
 const LIST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Pages followed at most, against a server whose cursor never ends.
-const MAX_PAGES: usize = 100;
 
 /// One server to check, as the bridge would run it.
 pub struct Target {
@@ -153,55 +151,35 @@ async fn list_all(
     method: &str,
     key: &str,
 ) -> Result<(Vec<Value>, Vec<usize>), String> {
+    let (pages, _) = requests::ask_every_page(&checked.mux, stdin, method, LIST_TIMEOUT)
+        .await
+        .map_err(|e| in_a_few_words(e, LIST_TIMEOUT))?;
     let mut items = Vec::new();
-    let mut pages = Vec::new();
-    let mut cursor: Option<Value> = None;
-    loop {
-        let params = cursor.as_ref().map_or_else(
-            || "{}".to_owned(),
-            |cursor| json!({ "cursor": cursor }).to_string(),
-        );
-        let mut result = request(checked, stdin, method, &params).await?;
-        let page = match result.get_mut(key).map(Value::take) {
-            Some(Value::Array(page)) => page,
-            _ => return Err(format!("the result has no `{key}` list")),
+    let mut counts = Vec::new();
+    for page in pages {
+        let mut result: Value = serde_json::from_str(page.result.get())
+            .map_err(|e| format!("the answer is not JSON: {e}"))?;
+        let Some(Value::Array(page)) = result.get_mut(key).map(Value::take) else {
+            return Err(format!("the result has no `{key}` list"));
         };
-        pages.push(page.len());
+        counts.push(page.len());
         items.extend(page);
-        let next = result
-            .get("nextCursor")
-            .filter(|c| !c.is_null() && c.as_str() != Some(""))
-            .cloned();
-        match next {
-            // A cursor repeating itself would never end.
-            Some(next) if pages.len() < MAX_PAGES && cursor.as_ref() != Some(&next) => {
-                cursor = Some(next);
-            }
-            _ => return Ok((items, pages)),
-        }
     }
+    Ok((items, counts))
 }
 
-/// One request of the doctor's own: its `result`, or why there is none, in a few words.
-async fn request(
-    checked: &Checked,
-    stdin: &Stdin,
-    method: &str,
-    params: &str,
-) -> Result<Value, String> {
-    match requests::ask(&checked.mux, stdin, method, params, LIST_TIMEOUT).await {
-        Ok(result) => {
-            serde_json::from_str(result.get()).map_err(|e| format!("the answer is not JSON: {e}"))
-        }
-        Err(AskError::Refused(error)) => {
+/// Why one of the doctor's requests has no result, in a few words.
+fn in_a_few_words(e: AskError, within: Duration) -> String {
+    match e {
+        AskError::Refused(error) => {
             let error: Value = serde_json::from_str(&error).unwrap_or_default();
-            Err(match (error["code"].as_i64(), error["message"].as_str()) {
+            match (error["code"].as_i64(), error["message"].as_str()) {
                 (Some(code), Some(message)) => format!("{message} ({code})"),
                 _ => error.to_string(),
-            })
+            }
         }
-        Err(AskError::Timeout(_)) => Err(format!("no answer within {} s", LIST_TIMEOUT.as_secs())),
-        Err(AskError::NoAnswer(why)) => Err(why.message),
-        Err(e) => Err(e.to_string()),
+        AskError::Timeout(_) => format!("no answer within {} s", within.as_secs()),
+        AskError::NoAnswer(why) => why.message,
+        e => e.to_string(),
     }
 }
