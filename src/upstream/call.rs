@@ -382,7 +382,7 @@ impl From<Refused> for NotStarted {
 }
 
 /// `future`, or `Err` once `deadline` (if any) has passed.
-async fn within_deadline<T>(
+pub(super) async fn within_deadline<T>(
     deadline: Option<tokio::time::Instant>,
     future: impl Future<Output = T>,
 ) -> Result<T, tokio::time::error::Elapsed> {

@@ -75,27 +75,15 @@ impl Upstream {
             .serving(self.wait_for_restart)
             .await
             .map_err(|reason| child_gone(initialize.id, &reason))?;
-        let tools = self.settings.repair_schemas.view_for(&hello);
         let requested = versions::requested_version(initialize.params);
         let (answer, version) = serving.hello.answer(
             initialize.id.raw,
             requested.as_deref(),
             self.settings.max_protocol_version,
         );
-        let session = match opening {
-            Opening::OnStream(session) => {
-                session.set_client(hello.capabilities);
-                session.set_tools_view(tools);
-                session.clone()
-            }
-            Opening::NewSession => self.sessions.create(NewSession {
-                protocol_version: version,
-                client: hello.capabilities,
-                tools,
-                transport: Transport::Streamable,
-                own_server: None,
-            }),
-        };
+        let session = self
+            .settle_session(opening, &hello, version, None)
+            .expect("a session without a server of its own settles");
         Ok((vec![answer], session))
     }
 
@@ -110,7 +98,6 @@ impl Upstream {
         opening: Opening<'_>,
     ) -> Result<(Vec<Bytes>, Arc<Session>), Refused> {
         let id = initialize.id;
-        let tools = self.settings.repair_schemas.view_for(&hello);
         let own = isolation.spawn(&self.sessions).map_err(|e| match e {
             IsolateError::Full(_) => Refused::busy(id, &e.to_string()),
             IsolateError::Spawn(e) => child_gone(id, &e.to_string()),
@@ -133,27 +120,45 @@ impl Upstream {
                 });
             }
         };
-        let session = match opening {
+        // Two initialize on one stream race here: the first child stays, the other goes.
+        let Some(session) = self.settle_session(opening, &hello, version, Some(&own)) else {
+            own.stop(self.grace);
+            return Err(already_initialized(id));
+        };
+        Isolated::bind(&own, &session, &self.sessions);
+        Ok((answer, session))
+    }
+
+    /// The session an `initialize` opens, told what its client declared: a new one, or the
+    /// one the client's stream opened (the legacy transport), given `own` as its server;
+    /// `None` when that stream's session has a server of its own already.
+    fn settle_session(
+        &self,
+        opening: Opening<'_>,
+        hello: &ClientHello,
+        version: &'static str,
+        own: Option<&Arc<Isolated>>,
+    ) -> Option<Arc<Session>> {
+        let tools = self.settings.repair_schemas.view_for(hello);
+        match opening {
             Opening::OnStream(session) => {
-                // Two initialize on one stream race here: the first child stays, the other goes.
-                if session.set_own_server(own.clone()).is_err() {
-                    own.stop(self.grace);
-                    return Err(already_initialized(id));
+                if let Some(own) = own
+                    && session.set_own_server(own.clone()).is_err()
+                {
+                    return None;
                 }
                 session.set_client(hello.capabilities);
                 session.set_tools_view(tools);
-                session.clone()
+                Some(session.clone())
             }
-            Opening::NewSession => self.sessions.create(NewSession {
+            Opening::NewSession => Some(self.sessions.create(NewSession {
                 protocol_version: version,
                 client: hello.capabilities,
                 tools,
                 transport: Transport::Streamable,
-                own_server: Some(own.clone()),
-            }),
-        };
-        Isolated::bind(&own, &session, &self.sessions);
-        Ok((answer, session))
+                own_server: own.cloned(),
+            })),
+        }
     }
 
     /// The own child's answer to the client's `initialize`, or the error the client gets

@@ -13,7 +13,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tracing::warn;
 
-use super::call::{Refused, Target};
+use super::call::{Refused, Target, within_deadline};
 use super::isolation::Session;
 use super::requests::AskError;
 use super::server::Upstream;
@@ -59,10 +59,11 @@ impl Upstream {
             None => None,
         };
         let target = Target::of(self, session).await.ok()?;
-        let listing = match self.settings.request_timeout {
-            Some(limit) => tokio::time::timeout(limit, target.router.tools()).await,
-            None => Ok(target.router.tools().await),
-        };
+        let deadline = self
+            .settings
+            .request_timeout
+            .map(|limit| tokio::time::Instant::now() + limit);
+        let listing = within_deadline(deadline, target.router.tools()).await;
         let listing = match listing {
             Ok(Ok(listing)) => listing,
             Ok(Err(AskError::Timeout(_))) | Err(_) => {
