@@ -23,7 +23,6 @@ use crate::wire::jsonrpc::{self, Id, code};
 use crate::wire::stateless;
 
 /// What a client sent, as far as forwarding it needs.
-#[derive(Clone)]
 pub struct Outgoing<'a> {
     /// The client's whole message.
     pub body: &'a Bytes,
@@ -141,12 +140,12 @@ impl Call {
         // the stdin of one that stopped reading, counts.
         let limit = upstream.settings.request_timeout;
         let deadline = limit.map(|limit| tokio::time::Instant::now() + limit);
-        let (id, session) = (outgoing.id, outgoing.session.clone());
-        let target = within_deadline(deadline, Target::of(upstream, session.as_ref()))
+        let (id, session) = (outgoing.id, outgoing.session.as_ref());
+        let target = within_deadline(deadline, Target::of(upstream, session))
             .await
             .map_err(|_| timed_out(id, limit))?
             .map_err(|reason| child_gone(id, &reason))?;
-        let first = Self::start_until(upstream, &target, outgoing.clone(), deadline).await;
+        let first = Self::start_until(upstream, &target, &outgoing, deadline).await;
         let Err(NotStarted::Unwritten(refusal)) = first else {
             return first.map_err(NotStarted::into_refusal);
         };
@@ -160,11 +159,11 @@ impl Call {
         if !matches!(noticed.await, Ok(Ok(_))) {
             return Err(refusal);
         }
-        let target = within_deadline(deadline, Target::of(upstream, session.as_ref()))
+        let target = within_deadline(deadline, Target::of(upstream, session))
             .await
             .map_err(|_| timed_out(id, limit))?
             .map_err(|reason| child_gone(id, &reason))?;
-        Self::start_until(upstream, &target, outgoing, deadline)
+        Self::start_until(upstream, &target, &outgoing, deadline)
             .await
             .map_err(NotStarted::into_refusal)
     }
@@ -179,7 +178,7 @@ impl Call {
             .settings
             .request_timeout
             .map(|limit| tokio::time::Instant::now() + limit);
-        Self::start_until(upstream, target, outgoing, deadline)
+        Self::start_until(upstream, target, &outgoing, deadline)
             .await
             .map_err(NotStarted::into_refusal)
     }
@@ -187,7 +186,7 @@ impl Call {
     async fn start_until(
         upstream: &Upstream,
         target: &Target,
-        outgoing: Outgoing<'_>,
+        outgoing: &Outgoing<'_>,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Call, NotStarted> {
         let Ok(permit) = upstream.in_flight.clone().try_acquire_owned() else {
@@ -196,12 +195,12 @@ impl Call {
                 "too many requests in flight (--max-in-flight); retry shortly",
             )));
         };
-        let Outgoing {
+        let &Outgoing {
             body,
             id,
             method,
             params,
-            session,
+            ref session,
             can_stream,
             stateless,
         } = outgoing;
@@ -237,7 +236,7 @@ impl Call {
         // Copies, not slices: a slice would keep the whole body (up to --max-body) alive for as
         // long as the call runs.
         let origin = Origin {
-            session,
+            session: session.clone(),
             client_id: Bytes::copy_from_slice(&body[id.span.clone()]),
             progress_token: token
                 .as_ref()
