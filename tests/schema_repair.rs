@@ -13,7 +13,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use support::calls::{expect_ok, secs, text_json};
@@ -22,7 +21,7 @@ use support::dify_schema::{read_tools, tool};
 use support::sdk::{ALL_SDKS, Opts, Sdk, run_client};
 use support::session::Session;
 use support::stdio_server::{own_tools, own_tools_pages, pydantic_command, toolbox_command};
-use support::{Bridge, Http};
+use support::{Bridge, Http, config_file};
 
 /// `mcp-bridge --port 0 EXTRA... -- COMMAND`, with `env` for the bridge (and so its child).
 fn bridge_on(command: &[String], extra: &[&str], env: &[(&str, &str)]) -> Bridge {
@@ -166,19 +165,6 @@ fn own_pydantic_result() -> Value {
     let pages = own_tools_pages(&pydantic_command(), &[]);
     assert_eq!(pages.len(), 1, "FastMCP answers one page: {pages:?}");
     pages[0].clone()
-}
-
-/// A config file in a fresh temporary directory.
-fn config_file(test: &str, servers: Value) -> PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "mcp-bridge-schema-repair-{test}-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("servers.json");
-    let text = serde_json::to_string_pretty(&json!({ "mcpServers": servers })).unwrap();
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,29 +4,14 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{Bridge, Http, assert_no_survivors, repo_root, tool_text};
+use support::{Bridge, Http, assert_no_survivors, config_file, repo_root, tool_text, write_config};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-bridge");
-
-/// A config file in a fresh temporary directory.
-fn config_file(test: &str, servers: Value) -> PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("mcp-bridge-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("servers.json");
-    write_config(&path, servers);
-    path
-}
-
-fn write_config(path: &Path, servers: Value) {
-    let text = serde_json::to_string_pretty(&json!({ "mcpServers": servers })).unwrap();
-    std::fs::write(path, text).unwrap();
-}
 
 fn demo() -> Value {
     json!({"command": BIN, "args": ["demo-server"]})

@@ -28,7 +28,7 @@ use support::calls::{secs, text_json};
 use support::dify::dify_initialize_params;
 use support::{
     Bridge, Http, Reply, assert_no_survivors, descendants_of, is_alive, reply_messages, repo_root,
-    tool_text,
+    tool_text, write_config,
 };
 
 /// The variable the tenants' credentials reach, and the header that carries it.
@@ -483,11 +483,6 @@ fn temp_dir(test: &str) -> PathBuf {
 
 fn write_tenants(path: &Path, tenants: Value) {
     let text = serde_json::to_string_pretty(&json!({ "tenants": tenants })).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
-fn write_config(path: &Path, servers: Value) {
-    let text = serde_json::to_string_pretty(&json!({ "mcpServers": servers })).unwrap();
     std::fs::write(path, text).unwrap();
 }
 

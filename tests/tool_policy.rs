@@ -12,7 +12,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use hyper::Method;
@@ -22,7 +21,7 @@ use support::dify::{dify_call, dify_list};
 use support::sdk::{ALL_SDKS, Opts, run_client};
 use support::session::Session;
 use support::stdio_server::{own_tools, toolbox_command};
-use support::{Bridge, Http, descendants_of, repo_root};
+use support::{Bridge, Http, config_file, descendants_of, repo_root};
 
 /// Every tool of the toolbox, in its order.
 const ALL_TOOLS: [&str; 11] = [
@@ -139,19 +138,6 @@ fn metric(metrics: &str, series: &str) -> f64 {
         .lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {series} in /metrics:\n{metrics}"))
-}
-
-/// A config file in a fresh temporary directory.
-fn config_file(test: &str, servers: Value) -> PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "mcp-bridge-tool-policy-{test}-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("servers.json");
-    let text = serde_json::to_string_pretty(&json!({ "mcpServers": servers })).unwrap();
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 fn toolbox_server(tools: Option<Value>) -> Value {

@@ -853,3 +853,19 @@ pub async fn raw_post(url: &str, headers: &[(&str, &str)], body: &str) -> tokio:
         .expect("write the request");
     stream
 }
+
+/// An `mcpServers` config file of `servers` in a fresh directory of its own for `test`.
+pub fn config_file(test: &str, servers: Value) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mcp-bridge-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("servers.json");
+    write_config(&path, servers);
+    path
+}
+
+/// Writes (or rewrites, for a reload) the `mcpServers` config file at `path`.
+pub fn write_config(path: &Path, servers: Value) {
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "mcpServers": servers })).unwrap();
+    std::fs::write(path, text).unwrap();
+}
