@@ -13,7 +13,6 @@
 
 mod support;
 
-
 use serde_json::{Value, json};
 use support::calls::{expect_ok, secs, text_json};
 use support::dify::{dify_call, dify_list, dify_session};
