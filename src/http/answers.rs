@@ -11,7 +11,7 @@ use tracing::debug;
 use super::body::Body;
 use super::reply::{Accepts, refused, respond};
 use super::sse::{self, AnswerStream};
-use crate::upstream::{Call, Outgoing, Session, Step, Upstream};
+use crate::upstream::{Call, Outgoing, Session, Step, Steps, Upstream};
 
 /// Sends the request and answers with what the child says.
 pub async fn call_and_answer(
@@ -29,7 +29,7 @@ pub async fn call_and_answer(
 
 /// Answers with what the child says about a call of `session`'s (if it has one).
 pub async fn answer(
-    mut call: Call,
+    mut call: impl Steps,
     session: Option<&Arc<Session>>,
     accepts: Accepts,
     keep_alive: Duration,

@@ -16,7 +16,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::body::Body;
 use crate::session::events::{EventReceiver, sse_event};
-use crate::upstream::call::{Call, Step};
+use crate::upstream::call::{Step, Steps};
 
 pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
@@ -49,16 +49,16 @@ fn keep_alive_timer(period: Duration) -> Interval {
 
 /// One request's answer as SSE. Dropping it (the client went away) drops the call, which tells
 /// the child to stop working on it.
-pub struct AnswerStream {
-    call: Call,
+pub struct AnswerStream<C> {
+    call: C,
     frames: VecDeque<Bytes>,
     keep_alive: Interval,
     finished: bool,
 }
 
-impl AnswerStream {
+impl<C: Steps> AnswerStream<C> {
     /// The stream, starting with `first` (a related message already received, or nothing).
-    pub fn new(call: Call, first: Option<Bytes>, keep_alive: Duration) -> Self {
+    pub fn new(call: C, first: Option<Bytes>, keep_alive: Duration) -> Self {
         let mut frames = VecDeque::new();
         match first {
             Some(message) => frames.push_back(sse_event(None, &message)),
@@ -74,7 +74,7 @@ impl AnswerStream {
     }
 }
 
-impl hyper::body::Body for AnswerStream {
+impl<C: Steps> hyper::body::Body for AnswerStream<C> {
     type Data = Bytes;
     type Error = Infallible;
 

@@ -10,15 +10,15 @@ use tracing::debug;
 use super::answers;
 use super::body::Body;
 use super::connections::Peer;
-use super::reply::{Accepts, accepted, json, rpc_error};
+use super::reply::{Accepts, accepted, json, refused, rpc_error};
 use super::request::{parse_message, refused_after_reading};
 use super::site::Exchange;
 use crate::servers::bridge::Bridge;
-use crate::upstream::{Canceller, Outgoing, Refused};
+use crate::upstream::{Asker, Canceller, Outgoing, Refused, Resumed};
 use crate::wire::credentials::base64_decode;
 use crate::wire::fields::Fields;
 use crate::wire::jsonrpc::{Kind, code};
-use crate::wire::stateless::strip_envelope;
+use crate::wire::stateless::{Envelope, strip_envelope};
 use crate::wire::versions::STATELESS_VERSION;
 
 pub async fn post(
@@ -38,7 +38,11 @@ pub async fn post(
         Ok(read) => (read.bytes.clone(), read),
         Err(reject) => return reject.into_response(),
     };
-    // The child speaks a handshake-era version: it must not see the 2026 envelope.
+    // What the request says about its client, read before the child, which speaks a
+    // handshake-era version, gets it without that envelope.
+    let envelope = parse_message(&body)
+        .map(|message| Envelope::read(message.params))
+        .unwrap_or_default();
     let body = strip_envelope(body);
     let message = match parse_message(&body) {
         Ok(message) => message,
@@ -115,7 +119,31 @@ pub async fn post(
                 stateless: Some(caller),
             };
             let keep_alive = bridge.settings().keep_alive;
-            answers::call_and_answer(upstream, outgoing, accepts, keep_alive).await
+            let asker = Asker {
+                caller,
+                method: method.to_owned(),
+                name: fields.name.or(fields.uri).map(|name| name.into_owned()),
+            };
+            if let Some(state) = &envelope.request_state {
+                return match upstream.resume(state, &asker, &envelope, id).await {
+                    Ok(Resumed::Call(call)) => {
+                        answers::answer(*call, None, accepts, keep_alive).await
+                    }
+                    Ok(Resumed::Again(answer)) => json(StatusCode::OK, answer),
+                    Err(refusal) => refused(refusal, accepts),
+                };
+            }
+            match upstream.lend(method, &envelope, id).await {
+                Ok(Some(loan)) => {
+                    let log_level = envelope.log_level;
+                    match upstream.start_round(outgoing, loan, asker, log_level).await {
+                        Ok(call) => answers::answer(call, None, accepts, keep_alive).await,
+                        Err(refusal) => refused(refusal, accepts),
+                    }
+                }
+                Ok(None) => answers::call_and_answer(upstream, outgoing, accepts, keep_alive).await,
+                Err(refusal) => refused(refusal, accepts),
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 /// What a client said it can answer when the child asks (its `initialize` capabilities).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct ClientCapabilities {
     pub sampling: bool,
     pub elicitation: bool,

@@ -76,6 +76,22 @@ pub enum Step {
     LongRunning,
 }
 
+/// Something read step by step until its answer: a [`Call`], or a call of the 2026 revision's
+/// that may end its HTTP exchange asking the client for input ([`super::rounds::RoundCall`]).
+pub trait Steps: Send + Unpin + 'static {
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step>;
+
+    fn step(&mut self) -> impl Future<Output = Step> + Send {
+        std::future::poll_fn(|cx| self.poll_step(cx))
+    }
+}
+
+impl Steps for Call {
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+        Call::poll_step(self, cx)
+    }
+}
+
 /// The child and router a request goes to.
 pub struct Target {
     pub router: Arc<Router>,
@@ -125,8 +141,9 @@ pub struct Call {
     limit: Option<Duration>,
     deadline: Option<Pin<Box<Sleep>>>,
     adapt: Adapt,
-    /// The answer takes the 2026-07-28 form.
-    stateless: bool,
+    /// The answer takes the 2026-07-28 form, with these caching hints if its request is one
+    /// whose result carries them.
+    stateless: Option<Option<stateless::CacheHint>>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -275,7 +292,9 @@ impl Call {
             limit: upstream.settings.request_timeout,
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             adapt,
-            stateless: stateless.is_some(),
+            stateless: stateless.map(|_| {
+                stateless::CacheHint::applies_to(method).then_some(stateless::CacheHint::NONE)
+            }),
             _permit: permit,
         })
     }
@@ -315,12 +334,17 @@ impl Call {
         std::future::poll_fn(|cx| self.poll_step(cx)).await
     }
 
+    /// From now on the call answers the client's request `client_id` (a 2026-07-28 retry
+    /// continues the call its first request started).
+    pub fn answer_as(&mut self, client_id: Bytes) {
+        self.client_id = client_id;
+    }
+
     fn adapted(&self, answer: Vec<Bytes>) -> Vec<Bytes> {
         let answer = self.adapted_result(answer);
-        if self.stateless {
-            stateless::adapt_answer(answer)
-        } else {
-            answer
+        match self.stateless {
+            Some(cache) => stateless::adapt_answer(answer, cache),
+            None => answer,
         }
     }
 

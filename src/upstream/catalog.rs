@@ -17,6 +17,9 @@ use crate::tools::Listing;
 const PAGE_WITHIN: Duration = Duration::from_secs(30);
 /// How long a listing of a child that does not announce changes is used.
 const FRESH_WITHOUT_NOTICE: Duration = Duration::from_secs(10);
+/// How long a 2026-07-28 client may keep the tools of a child that announces changes (a
+/// change reaches it sooner through `subscriptions/listen`).
+const FRESH_WITH_NOTICE: Duration = Duration::from_secs(60);
 
 /// One child's tools, cached.
 #[derive(Debug, Default)]
@@ -49,6 +52,17 @@ impl Catalog {
         let fresh =
             self.announces_changes.load(Ordering::Relaxed) || at.elapsed() < FRESH_WITHOUT_NOTICE;
         fresh.then(|| listing.clone())
+    }
+
+    /// How much longer the listing at hand stays fresh, for clients that cache it.
+    pub fn fresh_for(&self) -> Duration {
+        if self.announces_changes.load(Ordering::Relaxed) {
+            return FRESH_WITH_NOTICE;
+        }
+        match self.current.locked().as_ref() {
+            Some((_, at)) => FRESH_WITHOUT_NOTICE.saturating_sub(at.elapsed()),
+            None => Duration::ZERO,
+        }
     }
 
     /// The listing: the one at hand, or a new one read from the child behind `stdin`.

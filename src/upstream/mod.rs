@@ -3,7 +3,8 @@
 //! requests ([`client`]), what its child says taken to the client it belongs to ([`router`],
 //! with [`origin`], [`child_requests`], [`subscriptions`], [`tasks`] and [`undelivered`]),
 //! supervision and restarts ([`supervisor`]), the handshake ([`handshake`]), children of
-//! sessions' own ([`isolation`]) the bridge's own requests to a child ([`requests`]), and the tools clients are shown
+//! sessions' own ([`isolation`]), servers lent to the 2026 revision's calls that ask for input
+//! ([`rounds`]), the bridge's own requests to a child ([`requests`]), and the tools clients are shown
 //! ([`catalog`], [`tools`]).
 
 pub mod call;
@@ -15,6 +16,7 @@ pub mod isolation;
 pub mod open;
 pub mod origin;
 pub mod requests;
+pub mod rounds;
 pub mod router;
 pub mod server;
 pub mod settings;
@@ -24,10 +26,11 @@ pub mod tasks;
 pub mod tools;
 pub mod undelivered;
 
-pub use call::{Call, Outgoing, Refused, Step};
+pub use call::{Call, Outgoing, Refused, Step, Steps};
 pub use client::Canceller;
 pub use handshake::StartError;
 pub use isolation::Session;
 pub use open::{Initialize, Opening};
+pub use rounds::{Asker, Loan, Resumed, RoundCall};
 pub use server::{Start, Upstream};
 pub use settings::{RestartPolicy, ServerPerSession, ServerSettings};

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use super::handshake::StartError;
 use super::isolation::{Isolation, Router, Sessions};
 use super::requests::{self, AskError};
+use super::rounds::Rounds;
 use super::settings::{ServerPerSession, ServerSettings};
 use super::supervisor::{ChildSpec, Status, Supervisor};
 use super::undelivered::Undelivered;
@@ -45,6 +46,8 @@ pub struct Upstream {
     pub(super) sessions: Arc<Sessions>,
     /// Starts the children of sessions that get their own; `None` when every session shares.
     pub(super) isolation: Option<Isolation>,
+    /// Servers lent to 2026-07-28 calls that may ask their client for input, and their rounds.
+    pub(super) rounds: Arc<Rounds>,
     pub(super) in_flight: Arc<Semaphore>,
     pub(super) wait_for_restart: Duration,
     /// How long a child gets at each step of stopping it.
@@ -135,6 +138,7 @@ impl Upstream {
             router,
             sessions,
             isolation,
+            rounds: Arc::default(),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             wait_for_restart: WAIT_FOR_RESTART,
             grace,

@@ -82,7 +82,12 @@ impl Upstream {
         )?;
         let answer = jsonrpc::result_response(id.raw, result.get().as_bytes());
         Some(if stateless {
-            Bytes::from(stateless::adapt_answer(vec![answer]).concat())
+            // The same list for every caller, unless callers bring servers of their own.
+            let hint = stateless::CacheHint {
+                ttl_ms: target.router.catalog.fresh_for().as_millis() as u64,
+                public: self.settings.tenancy.is_none(),
+            };
+            Bytes::from(stateless::adapt_answer(vec![answer], Some(hint)).concat())
         } else {
             answer
         })

@@ -1,0 +1,470 @@
+//! Multi round-trip requests (2026-07-28) over a handshake-era child. A 2026 client that
+//! declares in `_meta` that it answers sampling, elicitation or roots has its `tools/call`,
+//! `prompts/get` and `resources/read` run on a server lent to that one call: a child initialized
+//! with what the client declared, running no other call, so that a request the child sends
+//! while the call runs is for this call and no other. Such a request ends the client's HTTP
+//! request with an input-required result carrying it; the call waits, parked under the
+//! round's `requestState`, for the client's retry, whose `inputResponses` become the answers
+//! the child waits for; the call then goes on, answering the retry, through as many rounds as
+//! the child asks. A round nobody retries within [`INPUT_WAIT`] ends: the call is cancelled in
+//! the child and the lent server stopped. A lent server goes back to the idle ones of its kind
+//! when the call ends, and ends like any session when it idles out.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Sleep;
+use tracing::debug;
+
+use super::call::{Call, Outgoing, Refused, Step, Steps, child_gone};
+use super::isolation::{Session, Sessions};
+use super::open::{Initialize, Opening};
+use super::server::Upstream;
+use crate::session::{ClientCapabilities, ClientHello};
+use crate::sync::Lock;
+use crate::wire::jsonrpc::{self, Id, Kind, code};
+use crate::wire::stateless::{self, Envelope, InputRequest};
+use crate::wire::versions::CHILD_REQUEST_VERSION;
+
+/// How long a round waits for the client's retry (a person may be answering an elicitation).
+pub const INPUT_WAIT: Duration = Duration::from_secs(300);
+
+/// How long a call that asked the client something waits for the child's other requests sent
+/// at once, so that they go to the client in one round.
+const GATHER_WITHIN: Duration = Duration::from_millis(20);
+
+/// The methods a server may answer with an input-required result.
+pub fn may_ask_for_input(method: &str) -> bool {
+    matches!(method, "tools/call" | "prompts/get" | "resources/read")
+}
+
+/// What a lent server's client declared: only a client that declared the same is lent it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Declared {
+    capabilities: ClientCapabilities,
+    client_name: String,
+}
+
+/// The lent servers and the parked rounds of one upstream.
+#[derive(Default)]
+pub struct Rounds {
+    idle: Mutex<HashMap<Declared, Vec<Arc<Session>>>>,
+    parked: Mutex<HashMap<String, Parked>>,
+}
+
+/// A server lent to one call; back to the idle ones when dropped, unless it was abandoned.
+#[derive(Debug)]
+pub struct Loan {
+    session: Arc<Session>,
+    kind: Declared,
+    rounds: Weak<Rounds>,
+    sessions: Weak<Sessions>,
+    abandoned: bool,
+}
+
+impl Loan {
+    /// The session the lent server serves.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    /// Stops the lent server: its call was abandoned half-way, its child may still be waiting
+    /// on answers (they get errors as its session ends).
+    fn abandon(mut self) {
+        self.abandoned = true;
+        if let Some(sessions) = self.sessions.upgrade() {
+            sessions.remove(&self.session.id);
+        }
+    }
+}
+
+impl Drop for Loan {
+    fn drop(&mut self) {
+        let (Some(rounds), Some(sessions)) = (self.rounds.upgrade(), self.sessions.upgrade())
+        else {
+            return;
+        };
+        if self.abandoned {
+            return;
+        }
+        // One that expired or whose child exited is not lent again.
+        if sessions.touch(&self.session.id).is_some() {
+            rounds
+                .idle
+                .locked()
+                .entry(self.kind.clone())
+                .or_default()
+                .push(self.session.clone());
+        }
+    }
+}
+
+/// Who made a round's first request, and what it was: only the same caller's retry of the
+/// same request continues it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asker {
+    pub caller: u64,
+    pub method: String,
+    /// The tool or prompt name, or the resource URI.
+    pub name: Option<String>,
+}
+
+impl std::fmt::Debug for Rounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rounds")
+            .field("parked", &self.parked())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A call waiting for its client's retry.
+struct Parked {
+    call: Call,
+    loan: Loan,
+    asker: Asker,
+    /// The child's requests not answered yet.
+    asks: Vec<InputRequest>,
+    /// Messages about the call read while gathering the child's requests.
+    held: VecDeque<Bytes>,
+    log_level: Option<String>,
+}
+
+/// What a retry comes to.
+pub enum Resumed {
+    /// The call goes on.
+    Call(Box<RoundCall>),
+    /// The child still waits for answers the retry did not carry: another round.
+    Again(Bytes),
+}
+
+/// A 2026-07-28 call on a lent server, read step by step like a [`Call`]: the child's requests
+/// become the input-required end of this HTTP request, logs pass only as the request asked.
+pub struct RoundCall {
+    call: Option<Call>,
+    loan: Option<Loan>,
+    rounds: Arc<Rounds>,
+    asker: Asker,
+    log_level: Option<String>,
+    held: VecDeque<Bytes>,
+    /// The child's requests read so far, and how long to wait for more sent with them.
+    gathering: Option<(Vec<InputRequest>, Pin<Box<Sleep>>)>,
+    /// The client's id of the request this HTTP exchange answers.
+    client_id: Bytes,
+}
+
+impl Steps for RoundCall {
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+        if let Some(message) = self.held.pop_front() {
+            return Poll::Ready(Step::Related(message));
+        }
+        loop {
+            let Some(call) = self.call.as_mut() else {
+                return Poll::Pending;
+            };
+            match call.poll_step(cx) {
+                Poll::Ready(Step::Related(message)) => {
+                    if let Some(ask) = InputRequest::of(&message) {
+                        match &mut self.gathering {
+                            Some((asks, _)) => asks.push(ask),
+                            None => {
+                                let timer = Box::pin(tokio::time::sleep(GATHER_WITHIN));
+                                self.gathering = Some((vec![ask], timer));
+                            }
+                        }
+                        continue;
+                    }
+                    if is_log(&message)
+                        && !stateless::log_wanted(&message, self.log_level.as_deref())
+                    {
+                        continue;
+                    }
+                    if self.gathering.is_some() {
+                        self.held.push_back(message);
+                        continue;
+                    }
+                    return Poll::Ready(Step::Related(message));
+                }
+                Poll::Ready(Step::Final(answer)) => {
+                    // The call ended (the child gave up on what it asked): nothing to park.
+                    self.gathering = None;
+                    return Poll::Ready(Step::Final(answer));
+                }
+                Poll::Ready(Step::LongRunning) => {
+                    if self.gathering.is_none() {
+                        return Poll::Ready(Step::LongRunning);
+                    }
+                }
+                Poll::Pending => {
+                    let Some((_, timer)) = &mut self.gathering else {
+                        return Poll::Pending;
+                    };
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let (asks, _) = self.gathering.take().expect("gathering");
+                    return Poll::Ready(Step::Final(vec![self.park(asks)]));
+                }
+            }
+        }
+    }
+}
+
+impl RoundCall {
+    /// Parks the call until the client's retry: the input-required answer to send now.
+    fn park(&mut self, asks: Vec<InputRequest>) -> Bytes {
+        let (Some(call), Some(loan)) = (self.call.take(), self.loan.take()) else {
+            return jsonrpc::error_response(
+                std::str::from_utf8(&self.client_id).ok(),
+                code::INTERNAL_ERROR,
+                "mcp-bridge: a round was parked twice",
+            );
+        };
+        let parked = Parked {
+            call,
+            loan,
+            asker: self.asker.clone(),
+            asks,
+            held: std::mem::take(&mut self.held),
+            log_level: self.log_level.take(),
+        };
+        let answer_for = self.client_id.clone();
+        self.rounds.park(parked, &answer_for)
+    }
+}
+
+fn is_log(message: &[u8]) -> bool {
+    memchr::memmem::find(message, b"\"notifications/message\"").is_some()
+}
+
+impl Rounds {
+    /// Keeps `parked` under a new round's state: the input-required answer to the request
+    /// `client_id` names. A round not retried within [`INPUT_WAIT`] ends.
+    fn park(self: &Arc<Self>, parked: Parked, client_id: &[u8]) -> Bytes {
+        let state = new_state();
+        let answer = stateless::input_required(client_id, &parked.asks, &state);
+        debug!(
+            asks = parked.asks.len(),
+            "a call waits for its client's input"
+        );
+        self.parked.locked().insert(state.clone(), parked);
+        let rounds = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(INPUT_WAIT).await;
+            let abandoned = rounds
+                .upgrade()
+                .and_then(|rounds| rounds.parked.locked().remove(&state));
+            if let Some(parked) = abandoned {
+                debug!("a round was not retried in time: its call is cancelled");
+                let Parked { call, loan, .. } = parked;
+                drop(call);
+                loan.abandon();
+            }
+        });
+        answer
+    }
+
+    /// Rounds waiting for a retry.
+    pub fn parked(&self) -> usize {
+        self.parked.locked().len()
+    }
+
+    fn idle_one(&self, kind: &Declared, sessions: &Sessions) -> Option<Arc<Session>> {
+        let mut idle = self.idle.locked();
+        let ready = idle.get_mut(kind)?;
+        while let Some(session) = ready.pop() {
+            if sessions.touch(&session.id).is_some() {
+                return Some(session);
+            }
+        }
+        None
+    }
+}
+
+/// A round's `requestState`: 128 random bits, for only the retry to name.
+fn new_state() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS's random numbers");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Upstream {
+    /// A server lent to a 2026 request whose client answers the child's requests: an idle one
+    /// initialized with what the client declared, or a new one. `None` when the request goes
+    /// to the shared server (its client answers nothing, it is not a request that may ask for
+    /// input, or no session gets a server of its own here).
+    pub async fn lend(
+        &self,
+        method: &str,
+        envelope: &Envelope,
+        id: &Id<'_>,
+    ) -> Result<Option<Loan>, Refused> {
+        if !may_ask_for_input(method) || self.isolation.is_none() {
+            return Ok(None);
+        }
+        let initialize = envelope.initialize(CHILD_REQUEST_VERSION);
+        let Ok(message) = jsonrpc::parse(&initialize) else {
+            return Ok(None);
+        };
+        let hello = ClientHello::from_initialize(message.params);
+        if !self.settings.server_per_session.gives_own_child(&hello) {
+            return Ok(None);
+        }
+        let kind = Declared {
+            capabilities: hello.capabilities,
+            client_name: hello.client_name,
+        };
+        let loan = |session| Loan {
+            session,
+            kind: kind.clone(),
+            rounds: Arc::downgrade(&self.rounds),
+            sessions: Arc::downgrade(&self.sessions),
+            abandoned: false,
+        };
+        if let Some(session) = self.rounds.idle_one(&kind, &self.sessions) {
+            return Ok(Some(loan(session)));
+        }
+        let Kind::Request { id: own_id, .. } = &message.kind else {
+            return Ok(None);
+        };
+        let opened = self
+            .initialize(
+                Initialize {
+                    body: &initialize,
+                    id: own_id,
+                    params: message.params,
+                },
+                Opening::NewSession,
+            )
+            .await;
+        let session = match opened {
+            Ok((_, session)) => session,
+            Err(refusal) if refusal.busy => {
+                return Err(Refused::busy(id, &error_text(&refusal.message)));
+            }
+            Err(refusal) => return Err(child_gone(id, &error_text(&refusal.message))),
+        };
+        let initialized =
+            Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        self.notify(&session, "notifications/initialized", &initialized, None)
+            .await;
+        Ok(Some(loan(session)))
+    }
+
+    /// Starts a 2026 request on the server lent to it.
+    pub async fn start_round(
+        &self,
+        outgoing: Outgoing<'_>,
+        loan: Loan,
+        asker: Asker,
+        log_level: Option<String>,
+    ) -> Result<RoundCall, Refused> {
+        let client_id = Bytes::copy_from_slice(outgoing.id.raw.as_bytes());
+        let outgoing = Outgoing {
+            session: Some(loan.session().clone()),
+            // The child's requests come back through the call.
+            can_stream: true,
+            ..outgoing
+        };
+        let call = Call::start(self, outgoing).await?;
+        Ok(RoundCall {
+            call: Some(call),
+            loan: Some(loan),
+            rounds: self.rounds.clone(),
+            asker,
+            log_level,
+            held: VecDeque::new(),
+            gathering: None,
+            client_id,
+        })
+    }
+
+    /// A retry naming a round's `state`: the client's answers go to the child's requests
+    /// waiting on them, and the call goes on as the answer to this retry (`id`).
+    pub async fn resume(
+        &self,
+        state: &str,
+        asker: &Asker,
+        envelope: &Envelope,
+        id: &Id<'_>,
+    ) -> Result<Resumed, Refused> {
+        let unknown = || {
+            Refused::answer(
+                id,
+                code::INVALID_PARAMS,
+                "invalid params: requestState names no round waiting here (it ended, was \
+                 answered already, or is another request's); send the request again without \
+                 requestState and inputResponses",
+            )
+        };
+        let parked = {
+            let mut parked = self.rounds.parked.locked();
+            match parked.get(state) {
+                Some(round) if round.asker == *asker => parked.remove(state),
+                // Another caller's, or another request's: it stays for its own retry.
+                _ => None,
+            }
+        };
+        let Some(mut parked) = parked else {
+            return Err(unknown());
+        };
+        let session = parked.loan.session().clone();
+        let mut unanswered = Vec::new();
+        for ask in std::mem::take(&mut parked.asks) {
+            let Some(result) = envelope.input_responses.get(&ask.key) else {
+                unanswered.push(ask);
+                continue;
+            };
+            let response = stateless::input_response(&ask.key, result);
+            if let Ok(message) = jsonrpc::parse(&response)
+                && let Kind::Response { id: answered } = &message.kind
+            {
+                self.client_answer(&session, answered, &response).await;
+            }
+        }
+        let client_id = Bytes::copy_from_slice(id.raw.as_bytes());
+        if !unanswered.is_empty() {
+            parked.asks = unanswered;
+            return Ok(Resumed::Again(self.rounds.park(parked, &client_id)));
+        }
+        let Parked {
+            mut call,
+            loan,
+            asker,
+            held,
+            log_level,
+            ..
+        } = parked;
+        call.answer_as(client_id.clone());
+        Ok(Resumed::Call(Box::new(RoundCall {
+            call: Some(call),
+            loan: Some(loan),
+            rounds: self.rounds.clone(),
+            asker,
+            log_level,
+            held,
+            gathering: None,
+            client_id,
+        })))
+    }
+}
+
+/// The `message` of a JSON-RPC error, or the whole text.
+fn error_text(answer: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        error: Option<Error>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Error {
+        message: String,
+    }
+    serde_json::from_slice::<Answer>(answer)
+        .ok()
+        .and_then(|answer| answer.error)
+        .map(|error| error.message)
+        .unwrap_or_else(|| String::from_utf8_lossy(answer).into_owned())
+}
