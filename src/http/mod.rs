@@ -1,7 +1,8 @@
 //! The HTTP side: the accept loop ([`mod@listen`]) on the connections it bounds ([`connections`],
 //! [`tls`]), routing and the request log ([`route`]), what a listener serves ([`site`]), the
 //! access policy ([`access`]), one module per transport ([`streamable`] with its
-//! [`initialize`], [`batch`] and [`stateless`] forms, [`legacy_sse`]), what they share
+//! [`initialize`], [`batch`] and [`stateless`] forms, the latter's [`subscriptions`],
+//! [`legacy_sse`]), what they share
 //! ([`request`], [`request_body`], [`messages`], [`answers`], [`reply`], [`sse`], [`body`]),
 //! and the pages for people and probes ([`status`], [`health`]).
 
@@ -24,6 +25,7 @@ pub mod sse;
 pub mod stateless;
 pub mod status;
 pub mod streamable;
+pub mod subscriptions;
 pub mod tls;
 
 pub use listen::listen;

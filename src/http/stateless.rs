@@ -13,6 +13,7 @@ use super::connections::Peer;
 use super::reply::{Accepts, accepted, json, refused, rpc_error};
 use super::request::{parse_message, refused_after_reading};
 use super::site::Exchange;
+use super::subscriptions;
 use crate::servers::bridge::Bridge;
 use crate::upstream::{Asker, Canceller, Outgoing, Refused, Resumed};
 use crate::wire::credentials::base64_decode;
@@ -103,6 +104,10 @@ pub async fn post(
             "invalid request: 2026-07-28 has no initialize; use server/discover, or send \
              initialize without MCP-Protocol-Version: 2026-07-28",
         ),
+        "subscriptions/listen" => {
+            let keep_alive = bridge.settings().keep_alive;
+            subscriptions::listen(upstream, id, message.params, accepts, keep_alive).await
+        }
         "tools/list"
             if let Some(answer) = upstream.list_tools(None, id, message.params, true).await =>
         {

@@ -4,7 +4,7 @@
 //! with [`origin`], [`child_requests`], [`subscriptions`], [`tasks`] and [`undelivered`]),
 //! supervision and restarts ([`supervisor`]), the handshake ([`handshake`]), children of
 //! sessions' own ([`isolation`]), servers lent to the 2026 revision's calls that ask for input
-//! ([`rounds`]), the bridge's own requests to a child ([`requests`]), and the tools clients are shown
+//! ([`rounds`]), their `subscriptions/listen` ([`listeners`]), the bridge's own requests to a child ([`requests`]), and the tools clients are shown
 //! ([`catalog`], [`tools`]).
 
 pub mod call;
@@ -13,6 +13,7 @@ pub mod child_requests;
 pub mod client;
 pub mod handshake;
 pub mod isolation;
+pub mod listeners;
 pub mod open;
 pub mod origin;
 pub mod requests;

@@ -346,7 +346,7 @@ impl<S> Router<S> {
 
     /// Sends the child a subscription change of the bridge's own about `uri`; its answer is
     /// only logged.
-    fn tell_child(&self, method: &'static str, uri: &str)
+    pub(super) fn tell_child(&self, method: &'static str, uri: &str)
     where
         S: Send + Sync + 'static,
     {

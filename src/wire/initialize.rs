@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::jsonrpc;
+use super::listen::Announces;
 use super::versions::{KNOWN_VERSIONS, STATELESS_VERSION, negotiate};
 
 /// The child's `initialize` result, pre-encoded once per version a client can be answered with.
@@ -17,8 +18,8 @@ pub struct InitializeCache {
     server_name: String,
     results: HashMap<&'static str, Bytes>,
     discover: Bytes,
-    /// It declared `capabilities.tools.listChanged`: it says when its tools change.
-    notifies_tool_changes: bool,
+    /// What it declared it notifies its clients of.
+    announces: Announces,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,11 +46,7 @@ impl InitializeCache {
             .and_then(Value::as_str)
             .unwrap_or("unnamed")
             .to_owned();
-        let notifies_tool_changes = fields
-            .get("capabilities")
-            .and_then(|c| c.pointer("/tools/listChanged"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let announces = Announces::of(fields.get("capabilities"));
         let discover = discover_result(&fields, &child_version);
         let mut results = HashMap::new();
         for version in KNOWN_VERSIONS {
@@ -62,13 +59,18 @@ impl InitializeCache {
             server_name,
             results,
             discover,
-            notifies_tool_changes,
+            announces,
         })
     }
 
     /// Whether the child declared that it notifies its clients when its tools change.
     pub fn notifies_tool_changes(&self) -> bool {
-        self.notifies_tool_changes
+        self.announces.tools
+    }
+
+    /// What the child declared it notifies its clients of.
+    pub fn announces(&self) -> Announces {
+        self.announces
     }
 
     /// The `result` of a 2026-07-28 `server/discover`.
