@@ -10,6 +10,7 @@ use tracing::debug;
 
 use super::body::Body;
 use super::reply::{Accepts, refused, respond};
+use super::resumable::ResumableAnswer;
 use super::sse::{self, AnswerStream};
 use crate::upstream::{Call, Outgoing, Session, Step, Steps, Upstream};
 
@@ -25,6 +26,33 @@ pub async fn call_and_answer(
         Ok(call) => answer(call, session.as_ref(), accepts, keep_alive).await,
         Err(refusal) => refused(refusal, accepts),
     }
+}
+
+/// Answers a call of a 2025-11-25 session's: as [`answer`] does, but a stream it becomes is
+/// resumable, and its client dropping the connection does not end the call.
+pub async fn answer_resumable(
+    upstream: &Upstream,
+    mut call: Call,
+    session: &Arc<Session>,
+    accepts: Accepts,
+    keep_alive: Duration,
+) -> Response<Body> {
+    if !accepts.event_stream {
+        return answer(call, Some(session), accepts, keep_alive).await;
+    }
+    let first = match call.step().await {
+        Step::Final(chunks) => return respond(accepts, chunks),
+        Step::Related(message) => Some(message),
+        Step::LongRunning => None,
+    };
+    let kept = upstream.resumable().clone();
+    sse::response(Body::streaming(ResumableAnswer::new(
+        call,
+        session.clone(),
+        kept,
+        first,
+        keep_alive,
+    )))
 }
 
 /// Answers with what the child says about a call of `session`'s (if it has one).

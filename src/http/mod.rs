@@ -3,7 +3,8 @@
 //! access policy ([`access`]), one module per transport ([`streamable`] with its
 //! [`initialize`], [`batch`] and [`stateless`] forms, the latter's [`subscriptions`],
 //! [`legacy_sse`]), what they share
-//! ([`request`], [`request_body`], [`messages`], [`answers`], [`reply`], [`sse`], [`body`]),
+//! ([`request`], [`request_body`], [`messages`], [`answers`] with [`resumable`] streams, [`reply`], [`sse`],
+//! [`body`]),
 //! and the pages for people and probes ([`status`], [`health`]).
 
 pub mod access;
@@ -19,6 +20,7 @@ pub mod messages;
 pub mod reply;
 pub mod request;
 pub mod request_body;
+pub mod resumable;
 pub mod route;
 pub mod site;
 pub mod sse;

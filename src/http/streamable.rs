@@ -18,13 +18,19 @@ use super::request::{
     accepts, check_content_type, find_session, parse_message, refused_after_reading, request_id,
     session_header, unsupported_version, version_header,
 };
+use super::resumable::{LastEvent, ResumableAnswer};
 use super::site::Exchange;
 use super::sse::{self, SessionStream};
 use super::stateless;
 use crate::servers::bridge::Bridge;
+use crate::upstream::resumable::RESUME_WITHIN;
 use crate::upstream::{Initialize, Refused};
 use crate::wire::jsonrpc::{self, Kind, code};
 use crate::wire::versions::STATELESS_VERSION;
+
+/// The first revision whose clients resume a dropped answer stream rather than take the drop
+/// as a cancellation.
+const RESUMABLE_SINCE: &str = "2025-11-25";
 
 pub async fn post(
     bridge: &Bridge,
@@ -107,6 +113,9 @@ pub async fn post(
     let keep_alive = bridge.settings().keep_alive;
     match messages::in_session(upstream, &session, &message, &body, accepts.event_stream).await {
         Handled::Answered(answer) => json(StatusCode::OK, answer),
+        Handled::Call(call) if session.protocol_version >= RESUMABLE_SINCE => {
+            answers::answer_resumable(upstream, call, &session, accepts, keep_alive).await
+        }
         Handled::Call(call) => answers::answer(call, Some(&session), accepts, keep_alive).await,
         Handled::Refused(refusal) => refused(refusal, accepts),
         Handled::Accepted => accepted(),
@@ -180,10 +189,33 @@ pub fn get(
     if upstream.is_draining() {
         return stopping();
     }
-    let last_event_id = headers
+    let last_event = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+        .and_then(LastEvent::parse);
+    let keep_alive = bridge.settings().keep_alive;
+    let last_event_id = match last_event {
+        Some(LastEvent::Stream { stream, event }) => {
+            let kept = upstream.resumable();
+            let Some(dropped) = kept.take(stream, &session) else {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    code::INVALID_REQUEST,
+                    &format!(
+                        "Last-Event-ID names no answer stream waiting to be resumed in this \
+                         session (it ended, or was not resumed within {:?})",
+                        RESUME_WITHIN
+                    ),
+                );
+            };
+            let resumed =
+                ResumableAnswer::resumed(stream, event, dropped, kept.clone(), keep_alive);
+            return sse::response(Body::streaming(resumed));
+        }
+        Some(LastEvent::Session(event)) => Some(event),
+        None => None,
+    };
     let events = session.events().open(last_event_id);
     sse::response(Body::streaming(SessionStream::new(
         events,

@@ -4,7 +4,8 @@
 //! with [`origin`], [`child_requests`], [`subscriptions`], [`tasks`] and [`undelivered`]),
 //! supervision and restarts ([`supervisor`]), the handshake ([`handshake`]), children of
 //! sessions' own ([`isolation`]), servers lent to the 2026 revision's calls that ask for input
-//! ([`rounds`]), their `subscriptions/listen` ([`listeners`]), the bridge's own requests to a child ([`requests`]), and the tools clients are shown
+//! ([`rounds`]), their `subscriptions/listen` ([`listeners`]), calls kept for a client to resume their
+//! stream ([`resumable`]), the bridge's own requests to a child ([`requests`]), and the tools clients are shown
 //! ([`catalog`], [`tools`]).
 
 pub mod call;
@@ -17,6 +18,7 @@ pub mod listeners;
 pub mod open;
 pub mod origin;
 pub mod requests;
+pub mod resumable;
 pub mod rounds;
 pub mod router;
 pub mod server;

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use super::handshake::StartError;
 use super::isolation::{Isolation, Router, Sessions};
 use super::requests::{self, AskError};
+use super::resumable::Resumable;
 use super::rounds::Rounds;
 use super::settings::{ServerPerSession, ServerSettings};
 use super::supervisor::{ChildSpec, Status, Supervisor};
@@ -48,6 +49,8 @@ pub struct Upstream {
     pub(super) isolation: Option<Isolation>,
     /// Servers lent to 2026-07-28 calls that may ask their client for input, and their rounds.
     pub(super) rounds: Arc<Rounds>,
+    /// Calls of 2025-11-25 sessions whose client dropped the answer stream, kept for a resume.
+    pub(super) resumable: Arc<Resumable>,
     pub(super) in_flight: Arc<Semaphore>,
     pub(super) wait_for_restart: Duration,
     /// How long a child gets at each step of stopping it.
@@ -139,6 +142,7 @@ impl Upstream {
             sessions,
             isolation,
             rounds: Arc::default(),
+            resumable: Arc::default(),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             wait_for_restart: WAIT_FOR_RESTART,
             grace,
@@ -159,6 +163,11 @@ impl Upstream {
         let tool_check = tokio::spawn(upstream.clone().warn_of_unknown_tools());
         *upstream.housekeeping.locked() = vec![expiry, nudger, tool_check];
         Ok((upstream, supervision))
+    }
+
+    /// Calls whose client dropped its answer stream, kept for a resume.
+    pub fn resumable(&self) -> &Arc<Resumable> {
+        &self.resumable
     }
 
     pub fn settings(&self) -> &ServerSettings {

@@ -1,0 +1,92 @@
+//! Calls whose SSE answer stream lost its client (2025-11-25 sessions: a dropped connection is
+//! not a cancellation there), kept for [`RESUME_WITHIN`] with the events the stream had sent,
+//! so that the client's GET with `Last-Event-ID` resumes the stream where it broke. One not
+//! resumed in time is cancelled in the child, as a dropped call of an older session is at once.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tracing::debug;
+
+use super::call::Call;
+use super::isolation::Session;
+use crate::sync::Lock;
+
+/// How long a call whose client dropped its stream waits for the client to resume it.
+pub const RESUME_WITHIN: Duration = Duration::from_secs(60);
+
+/// The events a stream keeps for a resume, in number and in bytes (the oldest go first).
+pub const KEPT_EVENTS: usize = 64;
+pub const KEPT_BYTES: usize = 1024 * 1024;
+
+/// A stream's state when its client went away.
+pub struct Dropped {
+    pub call: Call,
+    pub session: Arc<Session>,
+    /// The events sent (perhaps not received), by their number in the stream.
+    pub sent: VecDeque<(u64, Bytes)>,
+    /// Frames read from the call but not sent yet.
+    pub unsent: VecDeque<Bytes>,
+    /// The number the next event gets.
+    pub next: u64,
+    /// The call's answer is among the unsent frames: nothing more to read from it.
+    pub finished: bool,
+}
+
+/// One upstream's dropped streams, by stream number.
+#[derive(Default)]
+pub struct Resumable {
+    streams: Mutex<HashMap<u64, Dropped>>,
+    next_stream: AtomicU64,
+}
+
+impl std::fmt::Debug for Resumable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resumable")
+            .field("kept", &self.kept())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Resumable {
+    /// A number for a new stream, unique in this upstream.
+    pub fn new_stream(&self) -> u64 {
+        self.next_stream.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Keeps stream `stream` for its client to resume; cancelled if it does not in time.
+    pub fn keep(self: &Arc<Self>, stream: u64, dropped: Dropped) {
+        debug!(stream, "an SSE stream lost its client: kept for a resume");
+        self.streams.locked().insert(stream, dropped);
+        let kept: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(RESUME_WITHIN).await;
+            let expired = kept
+                .upgrade()
+                .and_then(|kept| kept.streams.locked().remove(&stream));
+            if expired.is_some() {
+                debug!(
+                    stream,
+                    "a dropped SSE stream was not resumed in time: its call ends"
+                );
+            }
+        });
+    }
+
+    /// Stream `stream`, if `session` had it dropped and it is still kept.
+    pub fn take(&self, stream: u64, session: &Arc<Session>) -> Option<Dropped> {
+        let mut streams = self.streams.locked();
+        match streams.get(&stream) {
+            Some(dropped) if Arc::ptr_eq(&dropped.session, session) => streams.remove(&stream),
+            _ => None,
+        }
+    }
+
+    /// Streams waiting for a resume.
+    pub fn kept(&self) -> usize {
+        self.streams.locked().len()
+    }
+}
