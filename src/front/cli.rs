@@ -155,6 +155,17 @@ pub struct Cli {
     #[arg(long, default_value = "15", value_name = "SECS", value_parser = parse_seconds)]
     pub keep_alive: Duration,
 
+    /// Seconds a 2026-07-28 call waits for its client's retry after the server asked the
+    /// client for input (sampling, elicitation, roots: an input-required result); then it is
+    /// cancelled in the server and the server lent to it stopped.
+    #[arg(long, default_value = "300", value_name = "SECS", value_parser = parse_seconds)]
+    pub input_timeout: Duration,
+
+    /// Seconds a 2025-11-25 call whose client dropped its SSE answer stream keeps running for
+    /// the client to resume it (GET with Last-Event-ID); then it is cancelled in the server.
+    #[arg(long, default_value = "60", value_name = "SECS", value_parser = parse_seconds)]
+    pub resume_window: Duration,
+
     /// Which sessions run a server process of their own (started by the client's initialize,
     /// stopped with its session) instead of sharing the warm one. Over stdio a server cannot say
     /// which client its own requests and log messages are for: only a server of a client's own

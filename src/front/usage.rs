@@ -117,6 +117,8 @@ impl Cli {
         config.server.max_in_flight = self.max_in_flight;
         config.server.stream_after = self.stream_after;
         config.server.keep_alive = self.keep_alive;
+        config.server.input_timeout = self.input_timeout;
+        config.server.resume_window = self.resume_window;
         config.server.server_per_session = if self.isolate {
             ServerPerSession::Always
         } else {

@@ -23,7 +23,6 @@ use super::site::Exchange;
 use super::sse::{self, SessionStream};
 use super::stateless;
 use crate::servers::bridge::Bridge;
-use crate::upstream::resumable::RESUME_WITHIN;
 use crate::upstream::{Initialize, Refused};
 use crate::wire::jsonrpc::{self, Kind, code};
 use crate::wire::versions::STATELESS_VERSION;
@@ -205,7 +204,7 @@ pub fn get(
                     &format!(
                         "Last-Event-ID names no answer stream waiting to be resumed in this \
                          session (it ended, or was not resumed within {:?})",
-                        RESUME_WITHIN
+                        kept.window
                     ),
                 );
             };

@@ -55,6 +55,8 @@ struct Entry {
     max_in_flight: Option<usize>,
     stream_after: Option<f64>,
     keep_alive: Option<f64>,
+    input_timeout: Option<f64>,
+    resume_window: Option<f64>,
     tools: Option<ToolsEntry>,
     repair_schemas: Option<RepairName>,
     /// `{"VAR": "Header-Name"}`: the server runs per tenant, VAR from each request's header.
@@ -300,6 +302,10 @@ fn settings(
             .unwrap_or(defaults.session_idle_timeout),
         stream_after: seconds("streamAfter", entry.stream_after)?.unwrap_or(defaults.stream_after),
         keep_alive: seconds("keepAlive", entry.keep_alive)?.unwrap_or(defaults.keep_alive),
+        input_timeout: seconds("inputTimeout", entry.input_timeout)?
+            .unwrap_or(defaults.input_timeout),
+        resume_window: seconds("resumeWindow", entry.resume_window)?
+            .unwrap_or(defaults.resume_window),
         max_sessions: entry.max_sessions.unwrap_or(defaults.max_sessions),
         max_in_flight: entry.max_in_flight.unwrap_or(defaults.max_in_flight),
         max_message_bytes: defaults.max_message_bytes,
@@ -338,6 +344,8 @@ mod tests {
             max_in_flight: 10,
             stream_after: Duration::from_secs(3),
             keep_alive: Duration::from_secs(15),
+            input_timeout: Duration::from_secs(300),
+            resume_window: Duration::from_secs(60),
             server_per_session: ServerPerSession::Auto,
             max_children: 100,
             max_protocol_version: "2025-11-25",

@@ -1,5 +1,5 @@
 //! Calls whose SSE answer stream lost its client (2025-11-25 sessions: a dropped connection is
-//! not a cancellation there), kept for [`RESUME_WITHIN`] with the events the stream had sent,
+//! not a cancellation there), kept for `--resume-window` with the events the stream had sent,
 //! so that the client's GET with `Last-Event-ID` resumes the stream where it broke. One not
 //! resumed in time is cancelled in the child, as a dropped call of an older session is at once.
 
@@ -14,9 +14,6 @@ use tracing::debug;
 use super::call::Call;
 use super::isolation::Session;
 use crate::sync::Lock;
-
-/// How long a call whose client dropped its stream waits for the client to resume it.
-pub const RESUME_WITHIN: Duration = Duration::from_secs(60);
 
 /// The events a stream keeps for a resume, in number and in bytes (the oldest go first).
 pub const KEPT_EVENTS: usize = 64;
@@ -37,10 +34,11 @@ pub struct Dropped {
 }
 
 /// One upstream's dropped streams, by stream number.
-#[derive(Default)]
 pub struct Resumable {
     streams: Mutex<HashMap<u64, Dropped>>,
     next_stream: AtomicU64,
+    /// How long a dropped stream waits for its resume.
+    pub window: Duration,
 }
 
 impl std::fmt::Debug for Resumable {
@@ -52,6 +50,14 @@ impl std::fmt::Debug for Resumable {
 }
 
 impl Resumable {
+    pub fn new(window: Duration) -> Self {
+        Self {
+            streams: Mutex::default(),
+            next_stream: AtomicU64::new(0),
+            window,
+        }
+    }
+
     /// A number for a new stream, unique in this upstream.
     pub fn new_stream(&self) -> u64 {
         self.next_stream.fetch_add(1, Ordering::Relaxed) + 1
@@ -62,8 +68,9 @@ impl Resumable {
         debug!(stream, "an SSE stream lost its client: kept for a resume");
         self.streams.locked().insert(stream, dropped);
         let kept: Weak<Self> = Arc::downgrade(self);
+        let window = self.window;
         tokio::spawn(async move {
-            tokio::time::sleep(RESUME_WITHIN).await;
+            tokio::time::sleep(window).await;
             let expired = kept
                 .upgrade()
                 .and_then(|kept| kept.streams.locked().remove(&stream));

@@ -6,7 +6,7 @@
 //! request with an input-required result carrying it; the call waits, parked under the
 //! round's `requestState`, for the client's retry, whose `inputResponses` become the answers
 //! the child waits for; the call then goes on, answering the retry, through as many rounds as
-//! the child asks. A round nobody retries within [`INPUT_WAIT`] ends: the call is cancelled in
+//! the child asks. A round nobody retries within `--input-timeout` ends: the call is cancelled in
 //! the child and the lent server stopped. A lent server goes back to the idle ones of its kind
 //! when the call ends, and ends like any session when it idles out.
 
@@ -30,9 +30,6 @@ use crate::wire::jsonrpc::{self, Id, Kind, code};
 use crate::wire::stateless::{self, Envelope, InputRequest};
 use crate::wire::versions::CHILD_REQUEST_VERSION;
 
-/// How long a round waits for the client's retry (a person may be answering an elicitation).
-pub const INPUT_WAIT: Duration = Duration::from_secs(300);
-
 /// How long a call that asked the client something waits for the child's other requests sent
 /// at once, so that they go to the client in one round.
 const GATHER_WITHIN: Duration = Duration::from_millis(20);
@@ -50,10 +47,11 @@ struct Declared {
 }
 
 /// The lent servers and the parked rounds of one upstream.
-#[derive(Default)]
 pub struct Rounds {
     idle: Mutex<HashMap<Declared, Vec<Arc<Session>>>>,
     parked: Mutex<HashMap<String, Parked>>,
+    /// How long a round waits for the client's retry (a person may be answering).
+    input_timeout: Duration,
 }
 
 /// A server lent to one call; back to the idle ones when dropped, unless it was abandoned.
@@ -241,8 +239,16 @@ fn is_log(message: &[u8]) -> bool {
 }
 
 impl Rounds {
+    pub fn new(input_timeout: Duration) -> Self {
+        Self {
+            idle: Mutex::default(),
+            parked: Mutex::default(),
+            input_timeout,
+        }
+    }
+
     /// Keeps `parked` under a new round's state: the input-required answer to the request
-    /// `client_id` names. A round not retried within [`INPUT_WAIT`] ends.
+    /// `client_id` names. A round not retried in time ends.
     fn park(self: &Arc<Self>, parked: Parked, client_id: &[u8]) -> Bytes {
         let state = new_state();
         let answer = stateless::input_required(client_id, &parked.asks, &state);
@@ -252,8 +258,9 @@ impl Rounds {
         );
         self.parked.locked().insert(state.clone(), parked);
         let rounds = Arc::downgrade(self);
+        let wait = self.input_timeout;
         tokio::spawn(async move {
-            tokio::time::sleep(INPUT_WAIT).await;
+            tokio::time::sleep(wait).await;
             let abandoned = rounds
                 .upgrade()
                 .and_then(|rounds| rounds.parked.locked().remove(&state));

@@ -26,6 +26,11 @@ pub struct ServerSettings {
     pub max_in_flight: usize,
     pub stream_after: Duration,
     pub keep_alive: Duration,
+    /// How long a 2026-07-28 call whose server asked its client for input waits for the
+    /// client's retry.
+    pub input_timeout: Duration,
+    /// How long a 2025-11-25 call whose client dropped its answer stream waits for a resume.
+    pub resume_window: Duration,
     /// Which sessions get a child of their own instead of the shared one.
     pub server_per_session: ServerPerSession,
     /// Sessions with a child of their own at once, at most.
@@ -85,6 +90,8 @@ impl ServerSettings {
             max_in_flight: 4096,
             stream_after: Duration::from_secs(3),
             keep_alive: Duration::from_secs(15),
+            input_timeout: Duration::from_secs(300),
+            resume_window: Duration::from_secs(60),
             server_per_session: ServerPerSession::Auto,
             max_children: 100,
             max_protocol_version: crate::wire::versions::CHILD_REQUEST_VERSION,
