@@ -195,12 +195,13 @@ pub struct Cli {
     pub max_children: usize,
 
     /// The newest MCP protocol revision offered to clients. The stateless 2026-07-28 revision
-    /// (server/discover, no sessions) carries no requests of the server's to its clients and
-    /// no event stream yet, so it is offered only when named here; clients that speak both
-    /// then choose it. Never offered with --server-per-session always.
+    /// (server/discover, no sessions; the server's requests to the client as input-required
+    /// results, change notifications through subscriptions/listen) is offered by default;
+    /// name 2025-11-25 to keep every client on sessions. Never offered with
+    /// --server-per-session always.
     #[arg(
         long,
-        default_value = versions::CHILD_REQUEST_VERSION,
+        default_value = versions::STATELESS_VERSION,
         value_name = "VERSION",
         value_parser = parse_protocol_version
     )]

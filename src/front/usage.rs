@@ -276,10 +276,10 @@ mod tests {
     }
 
     #[test]
-    fn isolate_is_a_server_per_session_always_and_2026_is_opt_in() {
+    fn isolate_is_a_server_per_session_always_and_2026_is_offered_unless_held_back() {
         let default = parse(&["--demo"]).unwrap().into_config().unwrap();
         assert_eq!(default.server.server_per_session, ServerPerSession::Auto);
-        assert_eq!(default.server.max_protocol_version, "2025-11-25");
+        assert_eq!(default.server.max_protocol_version, "2026-07-28");
         let isolate = parse(&["--demo", "--isolate", "--max-children", "3"])
             .unwrap()
             .into_config()
@@ -287,11 +287,11 @@ mod tests {
         assert_eq!(isolate.server.server_per_session, ServerPerSession::Always);
         assert_eq!(isolate.server.max_children, 3);
         assert!(parse(&["--demo", "--isolate", "--server-per-session", "never"]).is_err());
-        let modern = parse(&["--demo", "--max-protocol-version", "2026-07-28"])
+        let held_back = parse(&["--demo", "--max-protocol-version", "2025-11-25"])
             .unwrap()
             .into_config()
             .unwrap();
-        assert_eq!(modern.server.max_protocol_version, "2026-07-28");
+        assert_eq!(held_back.server.max_protocol_version, "2025-11-25");
         assert!(parse(&["--demo", "--max-protocol-version", "2027-01-01"]).is_err());
     }
 

@@ -22,7 +22,7 @@ pub async fn call_and_answer(
     keep_alive: Duration,
 ) -> Response<Body> {
     let session = outgoing.session.clone();
-    match Call::start(upstream, outgoing).await {
+    match upstream.start_call(outgoing).await {
         Ok(call) => answer(call, session.as_ref(), accepts, keep_alive).await,
         Err(refusal) => refused(refusal, accepts),
     }

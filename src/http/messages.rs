@@ -53,7 +53,7 @@ pub async fn in_session(
                 can_stream,
                 stateless: None,
             };
-            match Call::start(upstream, outgoing).await {
+            match upstream.start_call(outgoing).await {
                 Ok(call) => Handled::Call(call),
                 Err(refusal) => Handled::Refused(refusal),
             }

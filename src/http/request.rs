@@ -119,7 +119,7 @@ pub fn unsupported_version(version: &str, upstream: &Upstream) -> Reject {
     let why = if upstream.settings().server_per_session == ServerPerSession::Always {
         "every session runs a server of its own (--isolate), which needs a session"
     } else {
-        "it is offered only with --max-protocol-version 2026-07-28"
+        "--max-protocol-version names an older revision"
     };
     Reject::new(
         StatusCode::BAD_REQUEST,

@@ -1,10 +1,10 @@
 //! One server's transport-neutral core ([`server::Upstream`]): its settings ([`settings`]),
-//! its calls ([`call`]), sessions opened by `initialize` ([`open`]), what clients send besides
+//! its calls ([`call`], sent by [`sending`]), sessions opened by `initialize` ([`open`]), what clients send besides
 //! requests ([`client`]), what its child says taken to the client it belongs to ([`router`],
 //! with [`origin`], [`child_requests`], [`subscriptions`], [`tasks`] and [`undelivered`]),
 //! supervision and restarts ([`supervisor`]), the handshake ([`handshake`]), children of
 //! sessions' own ([`isolation`]), servers lent to the 2026 revision's calls that ask for input
-//! ([`rounds`]), their `subscriptions/listen` ([`listeners`]), calls kept for a client to resume their
+//! ([`rounds`], [`lending`]), their `subscriptions/listen` ([`listeners`]), calls kept for a client to resume their
 //! stream ([`resumable`]), the bridge's own requests to a child ([`requests`]), and the tools clients are shown
 //! ([`catalog`], [`tools`]).
 
@@ -14,6 +14,7 @@ pub mod child_requests;
 pub mod client;
 pub mod handshake;
 pub mod isolation;
+pub mod lending;
 pub mod listeners;
 pub mod open;
 pub mod origin;
@@ -21,6 +22,7 @@ pub mod requests;
 pub mod resumable;
 pub mod rounds;
 pub mod router;
+pub mod sending;
 pub mod server;
 pub mod settings;
 pub mod subscriptions;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
-use super::call::{Call, Outgoing, Refused, Step, Target, child_gone};
+use super::call::{Outgoing, Refused, Step, Target, child_gone};
 use super::isolation::{IsolateError, Isolated, Isolation, Session};
 use super::server::Upstream;
 use crate::session::{ClientHello, NewSession, Transport};
@@ -183,7 +183,8 @@ impl Upstream {
             can_stream: false,
             stateless: None,
         };
-        let mut call = Call::start_on(self, &target, outgoing)
+        let mut call = self
+            .start_call_on(&target, outgoing)
             .await
             .map_err(|refusal| refusal.message)?;
         let answer = tokio::time::timeout(isolation.startup_timeout, async {

@@ -35,8 +35,10 @@ pub struct Dropped {
 
 /// One upstream's dropped streams, by stream number.
 pub struct Resumable {
-    streams: Mutex<HashMap<u64, Dropped>>,
+    /// Each with the number of its drop: a stream resumed and dropped again waits anew.
+    streams: Mutex<HashMap<u64, (u64, Dropped)>>,
     next_stream: AtomicU64,
+    drops: AtomicU64,
     /// How long a dropped stream waits for its resume.
     pub window: Duration,
 }
@@ -54,6 +56,7 @@ impl Resumable {
         Self {
             streams: Mutex::default(),
             next_stream: AtomicU64::new(0),
+            drops: AtomicU64::new(0),
             window,
         }
     }
@@ -66,14 +69,22 @@ impl Resumable {
     /// Keeps stream `stream` for its client to resume; cancelled if it does not in time.
     pub fn keep(self: &Arc<Self>, stream: u64, dropped: Dropped) {
         debug!(stream, "an SSE stream lost its client: kept for a resume");
-        self.streams.locked().insert(stream, dropped);
+        let drop = self.drops.fetch_add(1, Ordering::Relaxed);
+        self.streams.locked().insert(stream, (drop, dropped));
         let kept: Weak<Self> = Arc::downgrade(self);
         let window = self.window;
         tokio::spawn(async move {
             tokio::time::sleep(window).await;
-            let expired = kept
-                .upgrade()
-                .and_then(|kept| kept.streams.locked().remove(&stream));
+            let Some(kept) = kept.upgrade() else {
+                return;
+            };
+            let expired = {
+                let mut streams = kept.streams.locked();
+                match streams.get(&stream) {
+                    Some((kept_at, _)) if *kept_at == drop => streams.remove(&stream),
+                    _ => None,
+                }
+            };
             if expired.is_some() {
                 debug!(
                     stream,
@@ -87,9 +98,26 @@ impl Resumable {
     pub fn take(&self, stream: u64, session: &Arc<Session>) -> Option<Dropped> {
         let mut streams = self.streams.locked();
         match streams.get(&stream) {
-            Some(dropped) if Arc::ptr_eq(&dropped.session, session) => streams.remove(&stream),
+            Some((_, dropped)) if Arc::ptr_eq(&dropped.session, session) => {
+                streams.remove(&stream).map(|(_, dropped)| dropped)
+            }
             _ => None,
         }
+    }
+
+    /// `session` ended: its dropped streams can no longer be resumed, and their calls end.
+    pub fn session_ended(&self, session: &Session) {
+        let ended: Vec<(u64, Dropped)> = {
+            let mut streams = self.streams.locked();
+            let ids: Vec<u64> = streams
+                .iter()
+                .filter(|(_, (_, dropped))| std::ptr::eq(Arc::as_ptr(&dropped.session), session))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| streams.remove(id)).collect()
+        };
+        // Dropped outside the lock: each call tells its child it is cancelled.
+        drop(ended);
     }
 
     /// Streams waiting for a resume.

@@ -1,4 +1,6 @@
-//! Multi round-trip requests (2026-07-28) over a handshake-era child. A 2026 client that
+//! Multi round-trip requests (2026-07-28) over a handshake-era child: what is kept between
+//! rounds (the idle lent servers, the parked calls) and a lent call read step by step; the
+//! lending itself is [`super::lending`]. A 2026 client that
 //! declares in `_meta` that it answers sampling, elicitation or roots has its `tools/call`,
 //! `prompts/get` and `resources/read` run on a server lent to that one call: a child initialized
 //! with what the client declared, running no other call, so that a request the child sends
@@ -20,15 +22,12 @@ use bytes::Bytes;
 use tokio::time::Sleep;
 use tracing::debug;
 
-use super::call::{Call, Outgoing, Refused, Step, Steps, child_gone};
+use super::call::{Call, Step, Steps};
 use super::isolation::{Session, Sessions};
-use super::open::{Initialize, Opening};
-use super::server::Upstream;
 use crate::session::{ClientCapabilities, ClientHello};
 use crate::sync::Lock;
-use crate::wire::jsonrpc::{self, Id, Kind, code};
-use crate::wire::stateless::{self, Envelope, InputRequest};
-use crate::wire::versions::CHILD_REQUEST_VERSION;
+use crate::wire::jsonrpc::{self, code};
+use crate::wire::stateless::{self, InputRequest};
 
 /// How long a call that asked the client something waits for the child's other requests sent
 /// at once, so that they go to the client in one round.
@@ -41,9 +40,18 @@ pub fn may_ask_for_input(method: &str) -> bool {
 
 /// What a lent server's client declared: only a client that declared the same is lent it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Declared {
+pub struct Declared {
     capabilities: ClientCapabilities,
     client_name: String,
+}
+
+impl Declared {
+    pub fn of(hello: ClientHello) -> Self {
+        Self {
+            capabilities: hello.capabilities,
+            client_name: hello.client_name,
+        }
+    }
 }
 
 /// The lent servers and the parked rounds of one upstream.
@@ -65,6 +73,21 @@ pub struct Loan {
 }
 
 impl Loan {
+    pub fn new(
+        session: Arc<Session>,
+        kind: Declared,
+        rounds: &Arc<Rounds>,
+        sessions: &Arc<Sessions>,
+    ) -> Self {
+        Self {
+            session,
+            kind,
+            rounds: Arc::downgrade(rounds),
+            sessions: Arc::downgrade(sessions),
+            abandoned: false,
+        }
+    }
+
     /// The session the lent server serves.
     pub fn session(&self) -> &Arc<Session> {
         &self.session
@@ -120,15 +143,15 @@ impl std::fmt::Debug for Rounds {
 }
 
 /// A call waiting for its client's retry.
-struct Parked {
-    call: Call,
-    loan: Loan,
-    asker: Asker,
+pub struct Parked {
+    pub call: Call,
+    pub loan: Loan,
+    pub asker: Asker,
     /// The child's requests not answered yet.
-    asks: Vec<InputRequest>,
+    pub asks: Vec<InputRequest>,
     /// Messages about the call read while gathering the child's requests.
-    held: VecDeque<Bytes>,
-    log_level: Option<String>,
+    pub held: VecDeque<Bytes>,
+    pub log_level: Option<String>,
 }
 
 /// What a retry comes to.
@@ -212,6 +235,31 @@ impl Steps for RoundCall {
 }
 
 impl RoundCall {
+    pub fn new(
+        call: Call,
+        loan: Loan,
+        rounds: &Arc<Rounds>,
+        asker: Asker,
+        log_level: Option<String>,
+        client_id: Bytes,
+    ) -> Self {
+        Self {
+            call: Some(call),
+            loan: Some(loan),
+            rounds: rounds.clone(),
+            asker,
+            log_level,
+            held: VecDeque::new(),
+            gathering: None,
+            client_id,
+        }
+    }
+
+    /// Messages about the call to send before anything the child says next.
+    pub fn hold(&mut self, held: VecDeque<Bytes>) {
+        self.held = held;
+    }
+
     /// Parks the call until the client's retry: the input-required answer to send now.
     fn park(&mut self, asks: Vec<InputRequest>) -> Bytes {
         let (Some(call), Some(loan)) = (self.call.take(), self.loan.take()) else {
@@ -249,7 +297,7 @@ impl Rounds {
 
     /// Keeps `parked` under a new round's state: the input-required answer to the request
     /// `client_id` names. A round not retried in time ends.
-    fn park(self: &Arc<Self>, parked: Parked, client_id: &[u8]) -> Bytes {
+    pub fn park(self: &Arc<Self>, parked: Parked, client_id: &[u8]) -> Bytes {
         let state = new_state();
         let answer = stateless::input_required(client_id, &parked.asks, &state);
         debug!(
@@ -279,7 +327,18 @@ impl Rounds {
         self.parked.locked().len()
     }
 
-    fn idle_one(&self, kind: &Declared, sessions: &Sessions) -> Option<Arc<Session>> {
+    /// The round `state` names, if `asker` is who it waits for: another caller's, or another
+    /// request's, stays for its own retry.
+    pub fn take(&self, state: &str, asker: &Asker) -> Option<Parked> {
+        let mut parked = self.parked.locked();
+        match parked.get(state) {
+            Some(round) if round.asker == *asker => parked.remove(state),
+            _ => None,
+        }
+    }
+
+    /// An idle lent server of `kind`, if one is still open.
+    pub fn idle_one(&self, kind: &Declared, sessions: &Sessions) -> Option<Arc<Session>> {
         let mut idle = self.idle.locked();
         let ready = idle.get_mut(kind)?;
         while let Some(session) = ready.pop() {
@@ -296,182 +355,4 @@ fn new_state() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the OS's random numbers");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-impl Upstream {
-    /// A server lent to a 2026 request whose client answers the child's requests: an idle one
-    /// initialized with what the client declared, or a new one. `None` when the request goes
-    /// to the shared server (its client answers nothing, it is not a request that may ask for
-    /// input, or no session gets a server of its own here).
-    pub async fn lend(
-        &self,
-        method: &str,
-        envelope: &Envelope,
-        id: &Id<'_>,
-    ) -> Result<Option<Loan>, Refused> {
-        if !may_ask_for_input(method) || self.isolation.is_none() {
-            return Ok(None);
-        }
-        let initialize = envelope.initialize(CHILD_REQUEST_VERSION);
-        let Ok(message) = jsonrpc::parse(&initialize) else {
-            return Ok(None);
-        };
-        let hello = ClientHello::from_initialize(message.params);
-        if !self.settings.server_per_session.gives_own_child(&hello) {
-            return Ok(None);
-        }
-        let kind = Declared {
-            capabilities: hello.capabilities,
-            client_name: hello.client_name,
-        };
-        let loan = |session| Loan {
-            session,
-            kind: kind.clone(),
-            rounds: Arc::downgrade(&self.rounds),
-            sessions: Arc::downgrade(&self.sessions),
-            abandoned: false,
-        };
-        if let Some(session) = self.rounds.idle_one(&kind, &self.sessions) {
-            return Ok(Some(loan(session)));
-        }
-        let Kind::Request { id: own_id, .. } = &message.kind else {
-            return Ok(None);
-        };
-        let opened = self
-            .initialize(
-                Initialize {
-                    body: &initialize,
-                    id: own_id,
-                    params: message.params,
-                },
-                Opening::NewSession,
-            )
-            .await;
-        let session = match opened {
-            Ok((_, session)) => session,
-            Err(refusal) if refusal.busy => {
-                return Err(Refused::busy(id, &error_text(&refusal.message)));
-            }
-            Err(refusal) => return Err(child_gone(id, &error_text(&refusal.message))),
-        };
-        let initialized =
-            Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        self.notify(&session, "notifications/initialized", &initialized, None)
-            .await;
-        Ok(Some(loan(session)))
-    }
-
-    /// Starts a 2026 request on the server lent to it.
-    pub async fn start_round(
-        &self,
-        outgoing: Outgoing<'_>,
-        loan: Loan,
-        asker: Asker,
-        log_level: Option<String>,
-    ) -> Result<RoundCall, Refused> {
-        let client_id = Bytes::copy_from_slice(outgoing.id.raw.as_bytes());
-        let outgoing = Outgoing {
-            session: Some(loan.session().clone()),
-            // The child's requests come back through the call.
-            can_stream: true,
-            ..outgoing
-        };
-        let call = Call::start(self, outgoing).await?;
-        Ok(RoundCall {
-            call: Some(call),
-            loan: Some(loan),
-            rounds: self.rounds.clone(),
-            asker,
-            log_level,
-            held: VecDeque::new(),
-            gathering: None,
-            client_id,
-        })
-    }
-
-    /// A retry naming a round's `state`: the client's answers go to the child's requests
-    /// waiting on them, and the call goes on as the answer to this retry (`id`).
-    pub async fn resume(
-        &self,
-        state: &str,
-        asker: &Asker,
-        envelope: &Envelope,
-        id: &Id<'_>,
-    ) -> Result<Resumed, Refused> {
-        let unknown = || {
-            Refused::answer(
-                id,
-                code::INVALID_PARAMS,
-                "invalid params: requestState names no round waiting here (it ended, was \
-                 answered already, or is another request's); send the request again without \
-                 requestState and inputResponses",
-            )
-        };
-        let parked = {
-            let mut parked = self.rounds.parked.locked();
-            match parked.get(state) {
-                Some(round) if round.asker == *asker => parked.remove(state),
-                // Another caller's, or another request's: it stays for its own retry.
-                _ => None,
-            }
-        };
-        let Some(mut parked) = parked else {
-            return Err(unknown());
-        };
-        let session = parked.loan.session().clone();
-        let mut unanswered = Vec::new();
-        for ask in std::mem::take(&mut parked.asks) {
-            let Some(result) = envelope.input_responses.get(&ask.key) else {
-                unanswered.push(ask);
-                continue;
-            };
-            let response = stateless::input_response(&ask.key, result);
-            if let Ok(message) = jsonrpc::parse(&response)
-                && let Kind::Response { id: answered } = &message.kind
-            {
-                self.client_answer(&session, answered, &response).await;
-            }
-        }
-        let client_id = Bytes::copy_from_slice(id.raw.as_bytes());
-        if !unanswered.is_empty() {
-            parked.asks = unanswered;
-            return Ok(Resumed::Again(self.rounds.park(parked, &client_id)));
-        }
-        let Parked {
-            mut call,
-            loan,
-            asker,
-            held,
-            log_level,
-            ..
-        } = parked;
-        call.answer_as(client_id.clone());
-        Ok(Resumed::Call(Box::new(RoundCall {
-            call: Some(call),
-            loan: Some(loan),
-            rounds: self.rounds.clone(),
-            asker,
-            log_level,
-            held,
-            gathering: None,
-            client_id,
-        })))
-    }
-}
-
-/// The `message` of a JSON-RPC error, or the whole text.
-fn error_text(answer: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        error: Option<Error>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Error {
-        message: String,
-    }
-    serde_json::from_slice::<Answer>(answer)
-        .ok()
-        .and_then(|answer| answer.error)
-        .map(|error| error.message)
-        .unwrap_or_else(|| String::from_utf8_lossy(answer).into_owned())
 }

@@ -101,11 +101,16 @@ impl Upstream {
         ));
         let undelivered = Arc::new(Undelivered::default());
         let router = Arc::new(Router::new(sessions.clone(), undelivered.clone()));
+        let resumable = Arc::new(Resumable::new(settings.resume_window));
         {
             let router = Arc::downgrade(&router);
+            let resumable = Arc::downgrade(&resumable);
             sessions.on_end(Box::new(move |session| {
                 if let Some(router) = router.upgrade() {
                     router.session_ended(&session);
+                }
+                if let Some(resumable) = resumable.upgrade() {
+                    resumable.session_ended(&session);
                 }
                 if let Some(own) = session.own_server() {
                     own.router.session_ended(&session);
@@ -142,7 +147,7 @@ impl Upstream {
             sessions,
             isolation,
             rounds: Arc::new(Rounds::new(settings.input_timeout)),
-            resumable: Arc::new(Resumable::new(settings.resume_window)),
+            resumable,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             wait_for_restart: WAIT_FOR_RESTART,
             grace,

@@ -94,7 +94,7 @@ impl ServerSettings {
             resume_window: Duration::from_secs(60),
             server_per_session: ServerPerSession::Auto,
             max_children: 100,
-            max_protocol_version: crate::wire::versions::CHILD_REQUEST_VERSION,
+            max_protocol_version: crate::wire::versions::STATELESS_VERSION,
             session_secret: None,
             tools: ToolPolicy::default(),
             repair_schemas: RepairSchemas::Auto,

@@ -13,9 +13,10 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tracing::warn;
 
-use super::call::{Refused, Target, within_deadline};
+use super::call::{Refused, Target};
 use super::isolation::Session;
 use super::requests::AskError;
+use super::sending::within_deadline;
 use super::server::Upstream;
 use super::settings::RepairSchemas;
 use crate::tools::{CallDecision, Listing, View};
@@ -58,7 +59,7 @@ impl Upstream {
             Some(params) => serde_json::from_str::<Params>(params.get()).ok()?.cursor,
             None => None,
         };
-        let target = Target::of(self, session).await.ok()?;
+        let target = self.target_of(session).await.ok()?;
         let deadline = self
             .settings
             .request_timeout

@@ -46,6 +46,29 @@ Scenarios for the bridge's MCP features (against tests/fixtures/fixture_server.p
                                               to end with an error; 2.x: cancels the task): the
                                               child must get notifications/cancelled with ITS id
 
+    `server-request`, `logging`, `cancel-call`, `call-progress` also run on a 2026-07-28 connection
+    (SDK 2.x, --mode auto): server requests come back as InputRequiredResult (MRTR) and the SDK
+    runs the callbacks and retries; `logging` then opts in per request (_meta logLevel) instead of
+    logging/setLevel and checks only the log sent during a call (2026 has no other channel).
+
+Scenarios for the 2026-07-28 revision (SDK 2.x, --mode auto; any other connection fails at once):
+    rounds twice|both [TAG]                   call `ask_twice` (the child asks elicitation/create,
+                                              and once answered, sampling/createMessage) or
+                                              `ask_both` (both at once): each callback must run
+                                              exactly once and the child get exactly this client's
+                                              two answers (naming TAG), under ids it used
+    listen-changed                            subscriptions/listen for tools, prompts and resources
+                                              list_changed; `notify` each: its event must arrive
+                                              within 5 s
+    listen-filter                             a tools-only and a prompts-only listener; prompts
+                                              list_changed must reach only the prompts one, tools
+                                              list_changed only the tools one (also checked on the
+                                              wire, by the subscriptionId in _meta)
+    listen-subscribe URI [OTHER_URI]          subscriptions/listen for resource URI (and a witness
+                                              listener for OTHER_URI); `touch URI` must bring its
+                                              update within 5 s; `touch OTHER_URI` must not reach
+                                              the URI listener
+
 Options:
     --timeout SECONDS      overall deadline (default 60)
     --mode auto|legacy     SDK 2.x negotiation (default auto); ignored by SDK 1.x
@@ -67,7 +90,7 @@ import importlib.metadata
 import json
 import sys
 import warnings
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, AsyncIterator
 
 import anyio
@@ -120,6 +143,7 @@ class Callbacks:
         self.roots = None
         self.logging = None
         self.messages = None
+        self.log_level = None  # SDK 2.x: the 2026-07-28 per-request log opt-in (no effect before)
 
     def session_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {}
@@ -133,6 +157,8 @@ class Callbacks:
             kw["logging_callback"] = self.logging
         if self.messages is not None:
             kw["message_handler"] = self.messages
+        if self.log_level is not None and MCP_MAJOR >= 2:
+            kw["log_level"] = self.log_level
         return kw
 
 
@@ -579,8 +605,17 @@ async def sc_logging(url: str, opts: argparse.Namespace, args: list[str]) -> str
 
     cb = Callbacks()
     cb.logging = on_log
+    cb.log_level = "debug"
     async with connect(url, opts, cb) as conn:
         announce(conn)
+        if conn.protocol == MODERN:
+            # 2026-07-28: no logging/setLevel; every request carries _meta logLevel=debug, and a
+            # log reaches the client only on the stream of the request it was sent during.
+            during = f"during a call ({SDK})"
+            await conn.call_tool("log", {"level": "warning", "data": during, "logger": "fixture"})
+            if not await wait_until(lambda: during in logs, 5):
+                raise Failure(f"a log message sent during the call never arrived (got {logs})")
+            return f"sdk={SDK} protocol={conn.protocol} opt_in=_meta logs={len(logs)} idle=n/a"
         await conn.set_logging_level("debug")
         levels = await tool_json(conn, "log_levels_seen")
         if "debug" not in levels:
@@ -691,6 +726,281 @@ async def sc_cancel_call(url: str, opts: argparse.Namespace, args: list[str]) ->
         return f"sdk={SDK} protocol={conn.protocol} child_id={child_id} cancelled={cancelled}"
 
 
+# --------------------------------------------------------------------------------------------
+# Scenarios for the 2026-07-28 revision: MRTR (InputRequiredResult) and subscriptions/listen
+# --------------------------------------------------------------------------------------------
+
+MODERN = "2026-07-28"
+SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+
+
+def need_modern(conn: Conn, opts: argparse.Namespace, scenario: str) -> None:
+    if not isinstance(conn, Conn2):
+        raise Failure(f"{scenario} needs the Python SDK 2.x on a {MODERN} connection ({SDK} speaks {conn.protocol})")
+    if conn.protocol != MODERN:
+        raise Failure(
+            f"{scenario} needs a {MODERN} connection; negotiated {conn.protocol} via "
+            f"{conn.negotiation} (--mode {opts.mode})"
+        )
+
+
+class Wire:
+    """Every server notification the SDK hands message_handler: (method, subscriptionId, uri).
+
+    SDK 2.x tees listen events there too, with their _meta, so a notification the server sent
+    on a stream that did not ask for it shows here even where the SDK would drop it."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Any, str | None]] = []
+
+    async def __call__(self, message: Any) -> None:
+        method, params = notification_of(message)
+        if not method:
+            return
+        meta = getattr(params, "meta", None)
+        sub = meta.get(SUBSCRIPTION_ID) if isinstance(meta, dict) else None
+        uri = getattr(params, "uri", None)
+        self.seen.append((method, sub, None if uri is None else str(uri)))
+
+    def stamped(self, subscription_id: Any) -> list[tuple[str, str | None]]:
+        return [(m, u) for (m, sub, u) in self.seen if sub == subscription_id]
+
+
+def event_kind(event: Any) -> str:
+    """tools | prompts | resources | updated:URI, from a mcp.client.subscriptions event."""
+    name = type(event).__name__
+    if name == "ResourceUpdated":
+        return f"updated:{event.uri}"
+    return {"ToolsListChanged": "tools", "PromptsListChanged": "prompts",
+            "ResourcesListChanged": "resources"}.get(name, name)
+
+
+class Listener:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sub: Any = None
+        self.kinds: list[str] = []
+        self.ended: str | None = None
+
+    def got(self, kind: str) -> bool:
+        return kind in self.kinds
+
+    def honored(self) -> dict[str, Any]:
+        return self.sub.honored.model_dump(by_alias=True, exclude_none=True)
+
+
+@asynccontextmanager
+async def listening(conn: Conn, name: str, **wanted: Any) -> AsyncIterator[Listener]:
+    """Open `client.listen(**wanted)` (10 s for its acknowledgment) and collect its events."""
+    assert isinstance(conn, Conn2)
+    ev = Listener(name)
+    async with AsyncExitStack() as stack:
+        with anyio.move_on_after(10):
+            ev.sub = await stack.enter_async_context(conn.c.listen(**wanted))
+        if ev.sub is None:
+            raise Failure(f"subscriptions/listen ({name}) was not acknowledged within 10 s")
+        out(f"listen[{name}]=id:{ev.sub.subscription_id} honored:{json.dumps(ev.honored(), separators=(',', ':'))}")
+
+        async def pump() -> None:
+            try:
+                async for event in ev.sub:
+                    ev.kinds.append(event_kind(event))
+                    out(f"event[{name}]={event_kind(event)}")
+                ev.ended = "closed by the server"
+            except Exception as e:  # noqa: BLE001 - SubscriptionLost and the like: report, do not crash
+                ev.ended = f"lost: {describe(e)}"
+            if ev.ended:
+                out(f"listen[{name}] ended: {ev.ended}")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump)
+            try:
+                yield ev
+            finally:
+                tg.cancel_scope.cancel()
+
+
+def check_honored(ev: Listener, field: str, value: Any = True) -> None:
+    got = ev.honored().get(field)
+    ok = value in (got or []) if isinstance(value, str) else got is True
+    if not ok:
+        raise Failure(f"the server did not honor {field}={value!r} on listener {ev.name!r}: it acknowledged {ev.honored()}")
+
+
+async def wait_event(ev: Listener, kind: str, wire: Wire, what: str, seconds: float = 5) -> None:
+    if not await wait_until(lambda: ev.got(kind), seconds):
+        ended = f"; the stream ended: {ev.ended}" if ev.ended else ""
+        raise Failure(
+            f"{what}: no {kind} event on listener {ev.name!r} within {seconds:g} s "
+            f"(its events: {ev.kinds}; notifications on the wire: {wire.seen}){ended}"
+        )
+
+
+def must_not_have(ev: Listener, kind: str, method: str, wire: Wire, uri: str | None = None) -> None:
+    on_wire = [(m, u) for (m, u) in wire.stamped(ev.sub.subscription_id) if m == method and (uri is None or u == uri)]
+    if ev.got(kind) or on_wire:
+        raise Failure(
+            f"listener {ev.name!r} (acknowledged {ev.honored()}) got {kind} it did not ask for "
+            f"(its events: {ev.kinds}; stamped with its id on the wire: {on_wire})"
+        )
+
+
+async def sc_rounds(url: str, opts: argparse.Namespace, args: list[str]) -> str:
+    if len(args) not in (1, 2):
+        need(args, 1, "rounds twice|both [TAG]")
+    kind = args[0]
+    tools = {"twice": "ask_twice", "both": "ask_both"}
+    if kind not in tools:
+        print(f"usage: unknown kind {kind!r}", file=sys.stderr)
+        sys.exit(2)
+    tag = args[1] if len(args) > 1 else ""
+    sampled = f"sampling answered by {SDK} {tag}".strip()
+    elicited = f"elicitation answered by {SDK} {tag}".strip()
+    calls: list[str] = []
+    keys: list[str] = []
+
+    async def sampling(context: Any, params: Any) -> Any:
+        calls.append("sampling")
+        keys.append(str(getattr(context, "request_id", "?")))
+        return mtypes.CreateMessageResult.model_validate(
+            {"role": "assistant", "content": {"type": "text", "text": sampled}, "model": "test-model",
+             "stopReason": "endTurn"}
+        )
+
+    async def elicitation(context: Any, params: Any) -> Any:
+        calls.append("elicitation")
+        keys.append(str(getattr(context, "request_id", "?")))
+        return mtypes.ElicitResult.model_validate({"action": "accept", "content": {"name": elicited}})
+
+    async def roots(context: Any) -> Any:
+        calls.append("roots")
+        return mtypes.ListRootsResult.model_validate({"roots": []})
+
+    cb = Callbacks()
+    cb.sampling, cb.elicitation, cb.roots = sampling, elicitation, roots
+    async with connect(url, opts, cb) as conn:
+        announce(conn)
+        need_modern(conn, opts, "rounds")
+        assert isinstance(conn, Conn2)
+        # Watch the rounds the SDK's MRTR driver sends (each one a tools/call of its own).
+        session = conn.c.session
+        plain_call = session.call_tool
+        rounds: list[dict[str, Any]] = []
+
+        async def watched_call(*a: Any, **kw: Any) -> Any:
+            sent = {"inputResponses": sorted((kw.get("input_responses") or {}).keys()),
+                    "requestState": kw.get("request_state") is not None}
+            rounds.append(sent)
+            res = await plain_call(*a, **kw)
+            asked = getattr(res, "input_requests", None)
+            if getattr(res, "result_type", None) == "input_required" or asked is not None:
+                sent["inputRequired"] = {k: v.method for k, v in (asked or {}).items()}
+            out(f"round={json.dumps(sent, separators=(',', ':'))}")
+            return res
+
+        session.call_tool = watched_call  # type: ignore[method-assign]
+        try:
+            response = await tool_json(conn, tools[kind])
+        finally:
+            session.call_tool = plain_call  # type: ignore[method-assign]
+        out(f"child_got={short(json.dumps(response), 600)}")
+        if sorted(calls) != ["elicitation", "sampling"]:
+            raise Failure(
+                f"expected the elicitation and sampling callbacks to run once each, ran: {calls}; "
+                f"rounds sent: {rounds}; the child got {response}"
+            )
+        if kind == "twice" and calls != ["elicitation", "sampling"]:
+            raise Failure(f"ask_twice asks elicitation first, then sampling; the callbacks ran {calls}")
+        for field in ("elicitation", "sampling", "ids"):
+            if field not in response:
+                raise Failure(f"the child's answer has no {field!r}: {response}")
+        e, smp, ids = response["elicitation"], response["sampling"], response["ids"]
+        if not (e.get("action") == "accept" and (e.get("content") or {}).get("name") == elicited):
+            raise Failure(f"the child got a different elicitation answer than this client's: {e}")
+        if (smp.get("content") or {}).get("text") != sampled:
+            raise Failure(f"the child got a different sampling answer than this client's: {smp}")
+        if len(ids) != 2 or len(set(map(str, ids))) != 2 or not all(str(i).startswith("fixture-") for i in ids):
+            raise Failure(f"the child's two requests should have two ids of its own, it reports {ids}")
+        batches = [sorted(r["inputRequired"].values()) for r in rounds if "inputRequired" in r]
+        return (f"sdk={SDK} protocol={conn.protocol} kind={kind} rounds={len(rounds)} "
+                f"input_batches={json.dumps(batches, separators=(',', ':'))} input_keys={','.join(keys)} "
+                f"child_request_ids={','.join(map(str, ids))}")
+
+
+async def sc_listen_changed(url: str, opts: argparse.Namespace, args: list[str]) -> str:
+    need(args, 0, "listen-changed")
+    wire = Wire()
+    cb = Callbacks()
+    cb.messages = wire
+    async with connect(url, opts, cb) as conn:
+        announce(conn)
+        need_modern(conn, opts, "listen-changed")
+        async with listening(conn, "all", tools_list_changed=True, prompts_list_changed=True,
+                             resources_list_changed=True) as ev:
+            for field in ("toolsListChanged", "promptsListChanged", "resourcesListChanged"):
+                check_honored(ev, field)
+            for kind in ("tools", "prompts", "resources"):
+                method = f"notifications/{kind}/list_changed"
+                tool_text(await conn.call_tool("notify", {"method": method}))
+                await wait_event(ev, kind, wire, f"after notify {method}")
+            return f"sdk={SDK} protocol={conn.protocol} listen={ev.sub.subscription_id} events={','.join(ev.kinds)}"
+
+
+async def sc_listen_filter(url: str, opts: argparse.Namespace, args: list[str]) -> str:
+    need(args, 0, "listen-filter")
+    wire = Wire()
+    cb = Callbacks()
+    cb.messages = wire
+    async with connect(url, opts, cb) as conn:
+        announce(conn)
+        need_modern(conn, opts, "listen-filter")
+        async with listening(conn, "tools-only", tools_list_changed=True) as tools_only, \
+                listening(conn, "prompts-only", prompts_list_changed=True) as prompts_only:
+            check_honored(tools_only, "toolsListChanged")
+            check_honored(prompts_only, "promptsListChanged")
+            # The prompts listener is the witness: once it has its event, the tools-only one
+            # would have had it too (give it 0.5 s more).
+            tool_text(await conn.call_tool("notify", {"method": "notifications/prompts/list_changed"}))
+            await wait_event(prompts_only, "prompts", wire, "after notify notifications/prompts/list_changed")
+            await anyio.sleep(0.5)
+            must_not_have(tools_only, "prompts", "notifications/prompts/list_changed", wire)
+            tool_text(await conn.call_tool("notify", {"method": "notifications/tools/list_changed"}))
+            await wait_event(tools_only, "tools", wire, "after notify notifications/tools/list_changed")
+            await anyio.sleep(0.5)
+            must_not_have(prompts_only, "tools", "notifications/tools/list_changed", wire)
+            return (f"sdk={SDK} protocol={conn.protocol} tools_only={','.join(tools_only.kinds)} "
+                    f"prompts_only={','.join(prompts_only.kinds)}")
+
+
+async def sc_listen_subscribe(url: str, opts: argparse.Namespace, args: list[str]) -> str:
+    if len(args) not in (1, 2):
+        need(args, 1, "listen-subscribe URI [OTHER_URI]")
+    import secrets
+
+    uri = args[0]
+    other = args[1] if len(args) > 1 else f"fixture://not-subscribed-{secrets.token_hex(4)}"
+    if other == uri:
+        raise Failure("OTHER_URI must differ from URI")
+    wire = Wire()
+    cb = Callbacks()
+    cb.messages = wire
+    async with connect(url, opts, cb) as conn:
+        announce(conn)
+        need_modern(conn, opts, "listen-subscribe")
+        async with listening(conn, "uri", resource_subscriptions=[uri]) as mine, \
+                listening(conn, "other", resource_subscriptions=[other]) as witness:
+            check_honored(mine, "resourceSubscriptions", uri)
+            check_honored(witness, "resourceSubscriptions", other)
+            tool_text(await conn.call_tool("touch", {"uri": uri}))
+            await wait_event(mine, f"updated:{uri}", wire, f"after touch {uri}")
+            tool_text(await conn.call_tool("touch", {"uri": other}))
+            await wait_event(witness, f"updated:{other}", wire, f"after touch {other}")
+            await anyio.sleep(0.5)
+            must_not_have(mine, f"updated:{other}", "notifications/resources/updated", wire, other)
+            must_not_have(witness, f"updated:{uri}", "notifications/resources/updated", wire, uri)
+            return f"sdk={SDK} protocol={conn.protocol} uri={uri} events={','.join(mine.kinds)} other={other}"
+
+
 SCENARIOS = {
     "list-and-call": sc_list_and_call,
     "list-tools": sc_list_tools,
@@ -705,6 +1015,10 @@ SCENARIOS = {
     "logging": sc_logging,
     "subscribe": sc_subscribe,
     "cancel-call": sc_cancel_call,
+    "rounds": sc_rounds,
+    "listen-changed": sc_listen_changed,
+    "listen-filter": sc_listen_filter,
+    "listen-subscribe": sc_listen_subscribe,
 }
 
 

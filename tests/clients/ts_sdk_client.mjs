@@ -27,6 +27,13 @@
 //   logging
 //   subscribe URI
 //   cancel-call                                  (AbortSignal: the SDK sends notifications/cancelled)
+//   resume TAG                                   (TypeScript only: the SDK's own resumption of a
+//                                                2025-11-25 answer stream. A `progress` call
+//                                                tagged TAG is dropped, transport closed, after its
+//                                                first progress event; a new transport on the same
+//                                                session id resumes it with the last resumption
+//                                                token (GET + Last-Event-ID) and must get the events
+//                                                after that token, then the answer, exactly once)
 //
 // Options:
 //   --timeout=SECONDS   overall deadline (default 60)
@@ -525,6 +532,134 @@ Object.assign(scenarios, {
         throw new Failure(`the child never got notifications/cancelled for its id ${JSON.stringify(childId)} (it got requestIds ${JSON.stringify(cancelled)})`);
       return `sdk=${SDK} protocol=${c.protocol} child_id=${childId} cancelled=${JSON.stringify(cancelled)}`;
     });
+  },
+
+  async resume() {
+    need(1, 'resume TAG');
+    const [tag] = args;
+    if (transportKind !== 'streamable') fail('resume needs the Streamable HTTP transport', 2);
+    // 8 progress events 300 ms apart: the answer comes more than 2 s after the drop.
+    const steps = 8;
+    const toolArgs = { steps, ms: 300, message: tag };
+    const callRequest = { method: 'tools/call', params: { name: 'progress', arguments: toolArgs } };
+    const quiet = (e) =>
+      // The resumed stream replays progress for the first client's request id, which the second
+      // client never sent: its Protocol reports those as unknown tokens (counted below instead).
+      /unknown token|AbortError|aborted|SSE stream disconnected/i.test(String(e?.message ?? e));
+
+    // First connection: initialize (the SDK asks for its newest version), then the call,
+    // dropped (transport closed) as soon as its first progress event and token arrived.
+    const first = new StreamableHTTPClientTransport(new URL(url));
+    openTransports.add(first);
+    const client1 = new Client({ name: 'mcp-bridge-test-ts-client', version: '0.0.0' });
+    client1.onerror = (e) => {
+      if (!quiet(e)) process.stderr.write(`note: first transport: ${e?.message ?? e}\n`);
+    };
+    await client1.connect(first);
+    const c = {
+      protocol: first.protocolVersion ?? '?',
+      server: client1.getServerVersion()?.name ?? '?',
+      sessionId: first.sessionId,
+    };
+    announce(c);
+    if (c.protocol !== '2025-11-25')
+      throw new Failure(`the SDK negotiated ${c.protocol}, not 2025-11-25: answer streams are resumable only from 2025-11-25`);
+    if (!c.sessionId) throw new Failure('no session id after initialize');
+
+    const tokensBefore = [];
+    const progressBefore = [];
+    let droppedAt;
+    const dropped = new Promise((resolve) => (droppedAt = resolve));
+    const firstCall = client1
+      .request(callRequest, T.CallToolResultSchema, {
+        ...reqOpts(),
+        onresumptiontoken: (token) => tokensBefore.push(token),
+        onprogress: (p) => {
+          progressBefore.push(p.progress);
+          if (progressBefore.length === 1) droppedAt();
+        },
+      })
+      .then(
+        (result) => ({ answered: result }),
+        (e) => ({ error: e?.message ?? String(e) }),
+      );
+    await Promise.race([
+      dropped,
+      firstCall.then((r) => {
+        throw new Failure(`the call ended before its first progress event: ${JSON.stringify(r)}`);
+      }),
+    ]);
+    await client1.close(); // aborts the POST's stream: the bridge sees the connection drop
+    openTransports.delete(first);
+    const firstOutcome = await firstCall;
+    if (firstOutcome.answered)
+      throw new Failure(`the answer arrived before the drop, nothing to resume: ${JSON.stringify(firstOutcome.answered)}`);
+    out(`first_call=${short(firstOutcome.error)}`);
+    out(`tokens_before=${tokensBefore.join(',')}`);
+    const priming = /^(\d+)-0$/.exec(tokensBefore[0] ?? '');
+    if (!priming) throw new Failure(`the first resumption token is not a priming event's STREAM-0: ${JSON.stringify(tokensBefore)}`);
+    const stream = priming[1];
+    const numberOf = (token) => {
+      const m = /^(\d+)-(\d+)$/.exec(token);
+      if (!m || m[1] !== stream) throw new Failure(`token ${JSON.stringify(token)} is not an event of stream ${stream}`);
+      return Number(m[2]);
+    };
+    const lastToken = tokensBefore[tokensBefore.length - 1];
+    const seenBefore = numberOf(lastToken);
+    const want = (from, to) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+    if (JSON.stringify(tokensBefore.map(numberOf)) !== JSON.stringify(want(0, seenBefore)))
+      throw new Failure(`tokens before the drop are not STREAM-0..N in order: ${JSON.stringify(tokensBefore)}`);
+    // Event N of the stream is progress N (the priming event is 0, the answer steps + 1).
+    if (JSON.stringify(progressBefore) !== JSON.stringify(want(1, seenBefore)))
+      throw new Failure(`progress before the drop ${JSON.stringify(progressBefore)} does not match the tokens ${JSON.stringify(tokensBefore)}`);
+
+    // Second connection: a new transport on the same session (no initialize), after the
+    // server's retry hint, resuming the request with the last token.
+    await sleep(1000);
+    const second = new StreamableHTTPClientTransport(new URL(url), { sessionId: c.sessionId });
+    openTransports.add(second);
+    second.setProtocolVersion(c.protocol);
+    const received = [];
+    second.onmessage = (message) => received.push(message); // chained by connect, called first
+    const client2 = new Client({ name: 'mcp-bridge-test-ts-client', version: '0.0.0' });
+    let refused;
+    client2.onerror = (e) => {
+      if (/Failed to open SSE stream/.test(String(e?.message))) refused ??= e;
+      if (!quiet(e)) process.stderr.write(`note: second transport: ${e?.message ?? e}\n`);
+    };
+    await client2.connect(second);
+    if (second.sessionId !== c.sessionId) throw new Failure('the second transport is not on the first session');
+    const tokensAfter = [];
+    const resumed = client2.request(callRequest, T.CallToolResultSchema, {
+      ...reqOpts(),
+      resumptionToken: lastToken,
+      onresumptiontoken: (token) => tokensAfter.push(token),
+    });
+    // A refused GET is only reported through onerror: the request itself would wait forever.
+    const result = await Promise.race([
+      resumed,
+      waitUntil(() => refused !== undefined, timeoutSec * 1000).then(() => {
+        throw new Failure(`the resuming GET (Last-Event-ID: ${lastToken}) was refused: ${refused?.message ?? refused}`);
+      }),
+    ]);
+    const text = toolText(result);
+    out(`text=${short(text)}`);
+    const answer = JSON.parse(text);
+    if (answer.message !== tag || answer.steps !== steps)
+      throw new Failure(`the resumed answer is not the call's: ${text}`);
+    out(`tokens_after=${tokensAfter.join(',')}`);
+    const progressAfter = received.filter((m) => m.method === 'notifications/progress').map((m) => m.params.progress);
+    const answers = received.filter((m) => 'result' in m || 'error' in m);
+    if (answers.length !== 1) throw new Failure(`expected the answer exactly once on the resumed stream, got ${JSON.stringify(answers)}`);
+    if (JSON.stringify(progressAfter) !== JSON.stringify(want(seenBefore + 1, steps)))
+      throw new Failure(`the resumed stream replayed progress ${JSON.stringify(progressAfter)}, not ${seenBefore + 1}..${steps} (the events after ${lastToken})`);
+    // SDK 1.x does not pass onresumptiontoken on to the resuming GET (transport.send keeps only
+    // the token): check the resumed stream's tokens only if an SDK reports them.
+    if (tokensAfter.length && JSON.stringify(tokensAfter.map(numberOf)) !== JSON.stringify(want(seenBefore + 1, steps + 1)))
+      throw new Failure(`the resumed stream's tokens ${JSON.stringify(tokensAfter)} are not ${stream}-${seenBefore + 1}..${stream}-${steps + 1}`);
+    await client2.close();
+    openTransports.delete(second);
+    return `sdk=${SDK} protocol=${c.protocol} stream=${stream} resumed_after=${lastToken} progress_before=${progressBefore.length} progress_after=${progressAfter.length} tag=${tag}`;
   },
 });
 
