@@ -6,7 +6,7 @@
 //! third-party clients people connect with (fastmcp, pydantic-ai, the OpenAI Agents SDK,
 //! langchain-mcp-adapters, mcp-remote, the inspector's CLI) against
 //! `@modelcontextprotocol/server-everything`, compared with that server's own HTTP mode. Also
-//! tasks, scoped to their session, and the 2026-07-28 revision, off unless asked for.
+//! tasks, scoped to their session, and the 2026-07-28 revision, offered unless held back.
 //! Needs `scripts/install-test-deps`.
 
 mod support;
@@ -288,7 +288,13 @@ async fn the_childs_request_for_a_client_that_did_not_declare_it_reaches_no_othe
         .call("sample", json!({"prompt": "my salary is 123"}))
         .await;
     let child_got = text_json(&sampled);
-    assert_eq!(child_got["error"]["code"], -32601, "{child_got}");
+    // The capability the client lacks, in the 2026 revision's terms.
+    assert_eq!(child_got["error"]["code"], -32021, "{child_got}");
+    assert_eq!(
+        child_got["error"]["data"]["requiredCapabilities"],
+        json!({"sampling": {}}),
+        "{child_got}"
+    );
     let why = child_got["error"]["message"].as_str().unwrap_or("");
     assert!(why.contains("shared server"), "{why}");
     let elicited = text_json(&asking.call("elicit", json!({})).await);
@@ -298,7 +304,7 @@ async fn the_childs_request_for_a_client_that_did_not_declare_it_reaches_no_othe
         "elicitation is declined for the client: {elicited}"
     );
     let roots = text_json(&asking.call("list_roots", json!({})).await);
-    assert_eq!(roots["error"]["code"], -32601, "{roots}");
+    assert_eq!(roots["error"]["code"], -32021, "{roots}");
     let pinged = text_json(&asking.call("ping_client", json!({})).await);
     assert_eq!(
         pinged["result"],
@@ -417,11 +423,12 @@ fn eight_fastmcp_clients_racing_for_sampling_each_get_only_their_own_answers() {
             json!([]),
             "{mode}: the tools-only client's prompt was answered by another client: {report}"
         );
-        assert_eq!(
-            report["protocols"],
-            json!(["2025-11-25"]),
-            "{mode}: {report}"
-        );
+        let protocol = if mode == "auto" {
+            "2026-07-28"
+        } else {
+            "2025-11-25"
+        };
+        assert_eq!(report["protocols"], json!([protocol]), "{mode}: {report}");
     }
     bridge.stop();
 }
@@ -429,18 +436,25 @@ fn eight_fastmcp_clients_racing_for_sampling_each_get_only_their_own_answers() {
 #[test]
 fn dual_mode_and_other_clients_keep_sampling_elicitation_roots_and_logs() {
     let mut bridge = everything_bridge(&[]);
-    for mode in ["auto", "legacy"] {
+    // Dual-mode clients pick 2026-07-28, where the server's requests come as rounds; in a
+    // 2025 session they come as requests, and logs too.
+    for (mode, protocol) in [("auto", "2026-07-28"), ("legacy", "2025-11-25")] {
         let report = third_party::run(Venv::ThirdParty, "features", &bridge.url, &[mode]);
-        assert_eq!(report["protocol"], "2025-11-25", "fastmcp {mode}: {report}");
+        assert_eq!(report["protocol"], protocol, "fastmcp {mode}: {report}");
         assert_eq!(
             report["asked"],
             json!(["sampling", "elicitation"]),
             "{report}"
         );
+        assert_eq!(
+            report["log"].is_string(),
+            protocol == "2025-11-25",
+            "{report}"
+        );
     }
     let report = third_party::run(Venv::ThirdParty, "pydantic-ai", &bridge.url, &[]);
     assert_eq!(report["sampled"], true, "pydantic-ai: {report}");
-    assert_eq!(report["protocol"], "2025-11-25", "pydantic-ai: {report}");
+    assert_eq!(report["protocol"], "2026-07-28", "pydantic-ai: {report}");
     let remote = third_party::mcp_remote();
     let report = third_party::run(Venv::Python2, "mcp-remote", &bridge.url, &[&remote, "auto"]);
     assert_eq!(
@@ -450,6 +464,7 @@ fn dual_mode_and_other_clients_keep_sampling_elicitation_roots_and_logs() {
     assert_eq!(report["asked"], json!(["sampling", "roots"]), "{report}");
     let report = third_party::run(Venv::ThirdParty, "openai-agents", &bridge.url, &[]);
     assert_eq!(report["text"], "Echo: from openai-agents", "{report}");
+    assert_eq!(report["protocol"], "2026-07-28", "openai-agents: {report}");
     let report = third_party::run(Venv::Langchain, "langchain", &bridge.url, &[]);
     assert!(
         report["tools"].as_u64().unwrap_or(0) > 10,
@@ -566,14 +581,14 @@ async fn tasks_on_the_shared_server_are_seen_only_by_the_session_that_created_th
 }
 
 // ---------------------------------------------------------------------------------------------
-// 5. The stateless 2026-07-28 revision: off by default, never with --isolate
+// 5. The stateless 2026-07-28 revision: offered unless held back, never with --isolate
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_2026_revision_is_refused_as_a_handshake_era_server_would_unless_asked_for() {
+async fn the_2026_revision_is_refused_as_a_handshake_era_server_would_when_held_back_or_isolated() {
     for extra in [
-        &[][..],
-        &["--isolate", "--max-protocol-version", "2026-07-28"][..],
+        &["--max-protocol-version", "2025-11-25"][..],
+        &["--isolate"][..],
     ] {
         let mut bridge = Bridge::fixture(extra);
         let http = Http::new();
@@ -595,7 +610,7 @@ async fn the_2026_revision_is_refused_as_a_handshake_era_server_would_unless_ask
         );
         bridge.stop();
     }
-    let mut bridge = Bridge::fixture(&["--max-protocol-version", "2026-07-28"]);
+    let mut bridge = Bridge::fixture(&[]);
     let http = Http::new();
     let discover = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover",
                           "params": {"_meta": stateless_meta()}});
@@ -620,7 +635,7 @@ async fn the_2026_revision_is_refused_as_a_handshake_era_server_would_unless_ask
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_refused_probe_leaves_the_connection_open_for_the_initialize_that_follows() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut bridge = Bridge::fixture(&[]);
+    let mut bridge = Bridge::fixture(&["--max-protocol-version", "2025-11-25"]);
     let probe = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover",
                        "params": {"_meta": stateless_meta()}})
     .to_string();
@@ -673,8 +688,8 @@ async fn the_refused_probe_leaves_the_connection_open_for_the_initialize_that_fo
 }
 
 #[test]
-fn dual_mode_sdk_clients_fall_back_to_a_session_by_default() {
-    let mut bridge = Bridge::fixture(&[]);
+fn dual_mode_sdk_clients_fall_back_to_a_session_when_2026_is_held_back() {
+    let mut bridge = Bridge::fixture(&["--max-protocol-version", "2025-11-25"]);
     let out = run_client(
         Sdk::Python2,
         &bridge.url,

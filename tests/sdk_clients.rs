@@ -48,9 +48,17 @@ fn every_sdk_lists_and_calls_the_demo_tools() {
             &bridge.url,
             &["list-and-call", "add", r#"{"a": 20, "b": 22}"#, "42"],
         );
-        // By default the bridge offers the newest handshake-era version; the 2.x client's
-        // probe of server/discover falls back to it (tests/routing.rs).
-        assert!(out.contains("protocol=2025-11-25"), "{sdk:?}: {out}");
+        // The 2.x client's probe of server/discover finds the stateless revision; the others
+        // speak the newest handshake-era one.
+        let protocol = if sdk == Sdk::Python2 {
+            "2026-07-28"
+        } else {
+            "2025-11-25"
+        };
+        assert!(
+            out.contains(&format!("protocol={protocol}")),
+            "{sdk:?}: {out}"
+        );
         assert!(out.contains("server=mcp-bridge-demo"), "{out}");
     }
     bridge.stop();

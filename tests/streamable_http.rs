@@ -385,20 +385,32 @@ async fn other_methods_are_405_with_allow_and_a_get_stream_needs_sse_and_a_sessi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_discover_names_every_version_and_the_childs_capabilities() {
-    let mut bridge = Bridge::start(&["--demo", "--max-protocol-version", "2026-07-28"]);
+    let mut bridge = Bridge::start(&["--demo"]);
     let http = Http::new();
-    let reply = http
+    let headers = [
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "server/discover"),
+    ];
+    // Every request of the revision carries its version and its client's capabilities.
+    let bare = http
         .send(
             Method::POST,
             &bridge.url,
-            &[
-                ("content-type", "application/json"),
-                ("accept", "application/json, text/event-stream"),
-                ("mcp-protocol-version", "2026-07-28"),
-                ("mcp-method", "server/discover"),
-            ],
+            &headers,
             r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{}}"#,
         )
+        .await;
+    assert_eq!(bare.status, StatusCode::BAD_REQUEST, "{:?}", bare.body);
+    assert_eq!(bare.json()["error"]["code"], -32602);
+    assert_eq!(bare.json()["id"], 1);
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover",
+                      "params": {"_meta": meta}});
+    let reply = http
+        .send(Method::POST, &bridge.url, &headers, body.to_string())
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     let answer = reply.json();
@@ -639,7 +651,7 @@ async fn the_childs_requests_that_no_client_can_take_are_answered_by_the_bridge(
     // ...and refuses at once what only a client could answer.
     let ask = call(2, "ask_client").await;
     let answer: Value = serde_json::from_str(tool_text(&ask)).unwrap();
-    assert_eq!(answer["error"]["code"], -32601);
+    assert_eq!(answer["error"]["code"], -32021, "{answer}");
     bridge.stop();
 }
 

@@ -5,28 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Response;
+use bytes::Bytes;
+use http::{Response, StatusCode};
 use tracing::debug;
 
 use super::body::Body;
-use super::reply::{Accepts, refused, respond};
+use super::reply::{Accepts, respond};
 use super::resumable::ResumableAnswer;
 use super::sse::{self, AnswerStream};
-use crate::upstream::{Call, Outgoing, Session, Step, Steps, Upstream};
-
-/// Sends the request and answers with what the child says.
-pub async fn call_and_answer(
-    upstream: &Upstream,
-    outgoing: Outgoing<'_>,
-    accepts: Accepts,
-    keep_alive: Duration,
-) -> Response<Body> {
-    let session = outgoing.session.clone();
-    match upstream.start_call(outgoing).await {
-        Ok(call) => answer(call, session.as_ref(), accepts, keep_alive).await,
-        Err(refusal) => refused(refusal, accepts),
-    }
-}
+use crate::upstream::{Call, Session, Step, Steps, Upstream};
 
 /// Answers a call of a 2025-11-25 session's: as [`answer`] does, but a stream it becomes is
 /// resumable, and its client dropping the connection does not end the call.
@@ -57,15 +44,32 @@ pub async fn answer_resumable(
 
 /// Answers with what the child says about a call of `session`'s (if it has one).
 pub async fn answer(
-    mut call: impl Steps,
+    call: impl Steps,
     session: Option<&Arc<Session>>,
     accepts: Accepts,
     keep_alive: Duration,
 ) -> Response<Body> {
+    answer_with(call, session, accepts, keep_alive, |_| StatusCode::OK).await
+}
+
+/// [`answer`], an answer given as JSON getting the HTTP status `status_of` says.
+pub async fn answer_with(
+    mut call: impl Steps,
+    session: Option<&Arc<Session>>,
+    accepts: Accepts,
+    keep_alive: Duration,
+    status_of: fn(&[Bytes]) -> StatusCode,
+) -> Response<Body> {
+    let respond = |chunks: Vec<Bytes>| {
+        let status = status_of(&chunks);
+        let mut response = respond(accepts, chunks);
+        *response.status_mut() = status;
+        response
+    };
     if !accepts.event_stream {
         loop {
             match call.step().await {
-                Step::Final(chunks) => return respond(accepts, chunks),
+                Step::Final(chunks) => return respond(chunks),
                 Step::LongRunning => {}
                 // A client that takes no stream: its session's event stream, if open, gets it.
                 Step::Related(message) => {
@@ -77,7 +81,7 @@ pub async fn answer(
         }
     }
     let first = match call.step().await {
-        Step::Final(chunks) => return respond(accepts, chunks),
+        Step::Final(chunks) => return respond(chunks),
         Step::Related(message) => Some(message),
         Step::LongRunning => None,
     };

@@ -112,6 +112,13 @@ pub fn version_header(headers: &HeaderMap) -> Result<Option<&'static str>, Rejec
         })
 }
 
+/// The `MCP-Protocol-Version` a request names, if it is none the bridge knows.
+pub fn unknown_version(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(VERSION_HEADER)?;
+    let value = String::from_utf8_lossy(value.as_bytes()).trim().to_owned();
+    (!versions::ALL_VERSIONS.contains(&value.as_str())).then_some(value)
+}
+
 /// A version the bridge knows but does not offer here: refused with a `400` whose error is not
 /// one of the 2026 revision's, which is how a client that speaks both eras recognises a server
 /// of the handshake era and falls back to `initialize`.

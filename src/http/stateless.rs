@@ -3,8 +3,10 @@
 //! (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`), which must match the body. Requests go
 //! to the shared child like any other, their answers as JSON or an SSE stream.
 
+use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use serde_json::value::RawValue;
 use tracing::debug;
 
 use super::answers;
@@ -16,11 +18,11 @@ use super::site::Exchange;
 use super::subscriptions;
 use crate::servers::bridge::Bridge;
 use crate::upstream::{Asker, Canceller, Outgoing, Refused, Resumed};
-use crate::wire::credentials::base64_decode;
 use crate::wire::fields::Fields;
-use crate::wire::jsonrpc::{Kind, code};
+use crate::wire::jsonrpc::{self, Kind, code};
+use crate::wire::mirrored::{check_params, decode_sentinel};
 use crate::wire::stateless::{Envelope, strip_envelope};
-use crate::wire::versions::STATELESS_VERSION;
+use crate::wire::versions::{self, STATELESS_VERSION};
 
 pub async fn post(
     bridge: &Bridge,
@@ -82,12 +84,62 @@ pub async fn post(
             );
         }
     };
+    if !envelope.complete {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Some(id.raw),
+            code::INVALID_PARAMS,
+            "invalid params: a 2026-07-28 request carries params._meta with \
+             io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities",
+        );
+    }
     if let Err(mismatch) = check_headers(&headers, method, &fields) {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             Some(id.raw),
             code::HEADER_MISMATCH,
             &format!("header mismatch: {mismatch}"),
+        );
+    }
+    if REMOVED_METHODS.contains(&method) {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            Some(id.raw),
+            code::METHOD_NOT_FOUND,
+            &format!("method not found: {method} is not part of 2026-07-28"),
+        );
+    }
+    if method == "tools/call"
+        && let Some(called) = fields.name.as_deref()
+    {
+        let mirrored = upstream.mirrored_params(called).await;
+        if !mirrored.is_empty()
+            && let Err(mismatch) =
+                check_params(&mirrored, arguments(message.params).as_ref(), |name| {
+                    headers.get(name).map(|value| value.as_bytes())
+                })
+        {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                Some(id.raw),
+                code::HEADER_MISMATCH,
+                &format!("header mismatch: {mismatch}"),
+            );
+        }
+    }
+    if let Some(key) = envelope
+        .input_responses
+        .iter()
+        .find_map(|(key, answer)| (!answer.get().trim_start().starts_with('{')).then_some(key))
+    {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Some(id.raw),
+            code::INVALID_PARAMS,
+            &format!(
+                "invalid params: inputResponses[{key:?}] must be the result object of the \
+                 request it answers"
+            ),
         );
     }
     match method {
@@ -97,13 +149,6 @@ pub async fn post(
                 message: answer, ..
             }) => json(StatusCode::OK, answer),
         },
-        "initialize" => rpc_error(
-            StatusCode::BAD_REQUEST,
-            Some(id.raw),
-            code::INVALID_REQUEST,
-            "invalid request: 2026-07-28 has no initialize; use server/discover, or send \
-             initialize without MCP-Protocol-Version: 2026-07-28",
-        ),
         "subscriptions/listen" => {
             let keep_alive = bridge.settings().keep_alive;
             subscriptions::listen(upstream, id, message.params, accepts, keep_alive).await
@@ -132,25 +177,66 @@ pub async fn post(
             if let Some(state) = &envelope.request_state {
                 return match upstream.resume(state, &asker, &envelope, id).await {
                     Ok(Resumed::Call(call)) => {
-                        answers::answer(*call, None, accepts, keep_alive).await
+                        answers::answer_with(*call, None, accepts, keep_alive, status_of).await
                     }
                     Ok(Resumed::Again(answer)) => json(StatusCode::OK, answer),
-                    Err(refusal) => refused(refusal, accepts),
+                    Err(refusal) => refused_with_status(refusal, accepts),
                 };
             }
             match upstream.lend(method, &envelope, id).await {
                 Ok(Some(loan)) => {
-                    let log_level = envelope.log_level;
-                    match upstream.start_round(outgoing, loan, asker, log_level).await {
-                        Ok(call) => answers::answer(call, None, accepts, keep_alive).await,
-                        Err(refusal) => refused(refusal, accepts),
+                    let (log_level, answers) = (envelope.log_level, envelope.input_responses);
+                    match upstream
+                        .start_round(outgoing, loan, asker, log_level, answers)
+                        .await
+                    {
+                        Ok(call) => {
+                            answers::answer_with(call, None, accepts, keep_alive, status_of).await
+                        }
+                        Err(refusal) => refused_with_status(refusal, accepts),
                     }
                 }
-                Ok(None) => answers::call_and_answer(upstream, outgoing, accepts, keep_alive).await,
-                Err(refusal) => refused(refusal, accepts),
+                Ok(None) => match upstream.start_call(outgoing).await {
+                    Ok(call) => {
+                        answers::answer_with(call, None, accepts, keep_alive, status_of).await
+                    }
+                    Err(refusal) => refused_with_status(refusal, accepts),
+                },
+                Err(refusal) => refused_with_status(refusal, accepts),
             }
         }
     }
+}
+
+/// A request naming a protocol version the bridge does not speak, while it offers 2026-07-28:
+/// the revision's `400` with the versions it does speak, answering the request's id.
+pub async fn unsupported_version(
+    request: Request<Incoming>,
+    requested: String,
+    exchange: &mut Exchange<'_>,
+) -> Response<Body> {
+    let body = exchange.read_body(request).await.ok();
+    let message = body
+        .as_ref()
+        .and_then(|read| parse_message(&read.bytes).ok());
+    let id = match message.as_ref().map(|m| &m.kind) {
+        Some(Kind::Request { id, .. } | Kind::Response { id }) => Some(id.raw),
+        _ => None,
+    };
+    let data = serde_json::json!({
+        "supported": versions::ALL_VERSIONS,
+        "requested": requested,
+    });
+    let answer = jsonrpc::error_response_with_data(
+        id,
+        code::UNSUPPORTED_PROTOCOL_VERSION,
+        &format!(
+            "unsupported protocol version {requested:?}; this bridge speaks {}",
+            versions::ALL_VERSIONS.join(", ")
+        ),
+        &data.to_string(),
+    );
+    json(StatusCode::BAD_REQUEST, answer)
 }
 
 /// Who sent a sessionless request, as far as the bridge can tell: its address and the
@@ -222,16 +308,64 @@ fn check_headers(headers: &HeaderMap, method: &str, fields: &Fields<'_>) -> Resu
     Ok(())
 }
 
-/// A header value as sent, or decoded from the `=?base64?…?=` form clients use for values that
-/// are not plain ASCII.
-fn decode_sentinel(value: &str) -> Option<String> {
-    match value
-        .strip_prefix("=?base64?")
-        .and_then(|rest| rest.strip_suffix("?="))
-    {
-        Some(encoded) => String::from_utf8(base64_decode(encoded)?).ok(),
-        None => Some(value.to_owned()),
+/// Methods of the handshake era that 2026-07-28 removed: `404`, as any method the server does
+/// not implement.
+const REMOVED_METHODS: [&str; 5] = [
+    "initialize",
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+
+/// The HTTP status of a 2026-07-28 answer: the revision gives its own errors a `400` and an
+/// unknown method a `404`; a result, or any other error, is a `200`.
+fn status_of(answer: &[Bytes]) -> StatusCode {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        error: Option<Error>,
     }
+    #[derive(serde::Deserialize)]
+    struct Error {
+        code: i64,
+    }
+    let whole = answer.concat();
+    if memchr::memmem::find(&whole, b"\"error\"").is_none() {
+        return StatusCode::OK;
+    }
+    match serde_json::from_slice::<Answer>(&whole)
+        .ok()
+        .and_then(|answer| answer.error)
+        .map(|error| error.code)
+    {
+        Some(code::METHOD_NOT_FOUND) => StatusCode::NOT_FOUND,
+        Some(
+            code::HEADER_MISMATCH | code::MISSING_CAPABILITY | code::UNSUPPORTED_PROTOCOL_VERSION,
+        ) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    }
+}
+
+/// A refusal of the bridge's, with the status [`status_of`] gives it unless it is a limit's.
+fn refused_with_status(refusal: Refused, accepts: Accepts) -> Response<Body> {
+    let status = status_of(std::slice::from_ref(&refusal.message));
+    let busy = refusal.busy;
+    let mut response = refused(refusal, accepts);
+    if !busy {
+        *response.status_mut() = status;
+    }
+    response
+}
+
+/// A `tools/call`'s `arguments`, parsed (only for a tool whose schema mirrors some of them).
+fn arguments(params: Option<&RawValue>) -> Option<serde_json::Value> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        arguments: Option<serde_json::Value>,
+    }
+    serde_json::from_str::<Params>(params?.get())
+        .ok()?
+        .arguments
 }
 
 #[cfg(test)]
@@ -239,17 +373,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_the_base64_sentinel() {
-        assert_eq!(decode_sentinel("plain").unwrap(), "plain");
+    fn the_revisions_errors_get_its_statuses() {
+        let error = |code: i64| vec![jsonrpc::error_response(Some("1"), code, "x")];
         assert_eq!(
-            decode_sentinel("=?base64?SGVsbG8sIOS4lueVjA==?=").unwrap(),
-            "Hello, 世界"
+            status_of(&error(code::METHOD_NOT_FOUND)),
+            StatusCode::NOT_FOUND
         );
         assert_eq!(
-            decode_sentinel("=?base64?IHBhZGRlZCA=?=").unwrap(),
-            " padded "
+            status_of(&error(code::MISSING_CAPABILITY)),
+            StatusCode::BAD_REQUEST
         );
-        assert!(decode_sentinel("=?base64?***?=").is_none());
+        assert_eq!(status_of(&error(code::INTERNAL_ERROR)), StatusCode::OK);
+        let result = vec![jsonrpc::result_response(
+            "1",
+            br#"{"error":"a tool's text"}"#,
+        )];
+        assert_eq!(status_of(&result), StatusCode::OK);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::reply::{
 };
 use super::request::{
     accepts, check_content_type, find_session, parse_message, refused_after_reading, request_id,
-    session_header, unsupported_version, version_header,
+    session_header, unknown_version, unsupported_version, version_header,
 };
 use super::resumable::{LastEvent, ResumableAnswer};
 use super::site::Exchange;
@@ -42,6 +42,11 @@ pub async fn post(
     };
     let upstream = lease.upstream();
     let headers = request.headers();
+    if upstream.offers_stateless()
+        && let Some(unknown) = unknown_version(headers)
+    {
+        return stateless::unsupported_version(request, unknown, exchange).await;
+    }
     let checked = check_content_type(headers)
         .and_then(|()| accepts(headers))
         .and_then(|accepts| Ok((accepts, session_header(headers)?.map(str::to_owned))))

@@ -59,6 +59,11 @@ impl<S> ChildRequests<S> {
         id
     }
 
+    /// The child's own id for the request the client sees as `id`, while it is open.
+    pub fn child_id(&self, id: u64) -> Option<Box<str>> {
+        self.with(|requests| requests.get(&id).map(|open| open.child_id.clone()))
+    }
+
     /// The request `id` never reached its client.
     pub fn forget(&self, id: u64) {
         self.with(|requests| requests.remove(&id));

@@ -3,7 +3,10 @@
 //! declared, or a new one), the call started on it, and the retry that answers a round's
 //! requests and continues its call. See [`super::rounds`] for what is kept between rounds.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
+use serde_json::value::RawValue;
 
 use super::call::{Outgoing, Refused, child_gone};
 use super::open::{Initialize, Opening};
@@ -68,13 +71,15 @@ impl Upstream {
         Ok(Some(loan(session)))
     }
 
-    /// Starts a 2026 request on the server lent to it.
+    /// Starts a 2026 request on the server lent to it; `presupplied`: answers the request
+    /// carries already (`inputResponses` without a round), given to what the child asks first.
     pub async fn start_round(
         &self,
         outgoing: Outgoing<'_>,
         loan: Loan,
         asker: Asker,
         log_level: Option<String>,
+        presupplied: HashMap<String, Box<RawValue>>,
     ) -> Result<RoundCall, Refused> {
         let client_id = Bytes::copy_from_slice(outgoing.id.raw.as_bytes());
         let outgoing = Outgoing {
@@ -84,14 +89,9 @@ impl Upstream {
             ..outgoing
         };
         let call = self.start_call(outgoing).await?;
-        Ok(RoundCall::new(
-            call,
-            loan,
-            &self.rounds,
-            asker,
-            log_level,
-            client_id,
-        ))
+        let mut round = RoundCall::new(call, loan, &self.rounds, asker, log_level, client_id);
+        round.presupply(presupplied);
+        Ok(round)
     }
 
     /// A retry naming a round's `state`: the client's answers go to the child's requests
@@ -122,7 +122,7 @@ impl Upstream {
                 unanswered.push(ask);
                 continue;
             };
-            let response = stateless::input_response(&ask.key, result);
+            let response = stateless::input_response(&ask.bridge_id, result);
             if let Ok(message) = jsonrpc::parse(&response)
                 && let Kind::Response { id: answered } = &message.kind
             {

@@ -12,7 +12,7 @@
 //! the child and the lent server stopped. A lent server goes back to the idle ones of its kind
 //! when the call ends, and ends like any session when it idles out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
@@ -23,7 +23,9 @@ use tokio::time::Sleep;
 use tracing::debug;
 
 use super::call::{Call, Step, Steps};
-use super::isolation::{Session, Sessions};
+use serde_json::value::RawValue;
+
+use super::isolation::{Router, Session, Sessions};
 use crate::session::{ClientCapabilities, ClientHello};
 use crate::sync::Lock;
 use crate::wire::jsonrpc::{self, code};
@@ -173,6 +175,8 @@ pub struct RoundCall {
     held: VecDeque<Bytes>,
     /// The child's requests read so far, and how long to wait for more sent with them.
     gathering: Option<(Vec<InputRequest>, Pin<Box<Sleep>>)>,
+    /// Answers the first request carried already, by key.
+    presupplied: HashMap<String, Box<RawValue>>,
     /// The client's id of the request this HTTP exchange answers.
     client_id: Bytes,
 }
@@ -227,6 +231,11 @@ impl Steps for RoundCall {
                         return Poll::Pending;
                     }
                     let (asks, _) = self.gathering.take().expect("gathering");
+                    let asks = self.named_by_the_child(asks);
+                    let asks = self.answer_presupplied(asks);
+                    if asks.is_empty() {
+                        continue;
+                    }
                     return Poll::Ready(Step::Final(vec![self.park(asks)]));
                 }
             }
@@ -251,13 +260,80 @@ impl RoundCall {
             log_level,
             held: VecDeque::new(),
             gathering: None,
+            presupplied: HashMap::new(),
             client_id,
         }
+    }
+
+    /// Answers the request carries already: the child's requests they name are answered with
+    /// them, without a round.
+    pub fn presupply(&mut self, answers: HashMap<String, Box<RawValue>>) {
+        self.presupplied = answers;
     }
 
     /// Messages about the call to send before anything the child says next.
     pub fn hold(&mut self, held: VecDeque<Bytes>) {
         self.held = held;
+    }
+
+    /// The child's requests keyed by the child's own ids, where those are known and distinct.
+    fn named_by_the_child(&self, mut asks: Vec<InputRequest>) -> Vec<InputRequest> {
+        let Some(router) = self.lent_router() else {
+            return asks;
+        };
+        let named: Vec<Option<String>> = asks
+            .iter()
+            .map(|ask| {
+                let bridge_id = ask.bridge_id.parse().ok()?;
+                let child_id = router.child_request_id(bridge_id)?;
+                Some(child_id.trim_matches('"').to_owned())
+            })
+            .collect();
+        let distinct: HashSet<&String> = named.iter().flatten().collect();
+        if distinct.len() == asks.len() {
+            for (ask, name) in asks.iter_mut().zip(named) {
+                ask.key = name.expect("every ask named");
+            }
+        }
+        asks
+    }
+
+    /// Gives the child's requests named by answers the request carried those answers; the
+    /// rest are for the client to answer.
+    fn answer_presupplied(&mut self, asks: Vec<InputRequest>) -> Vec<InputRequest> {
+        if self.presupplied.is_empty() {
+            return asks;
+        }
+        let (Some(router), Some(loan)) = (self.lent_router(), self.loan.as_ref()) else {
+            return asks;
+        };
+        let session = loan.session().clone();
+        let mut unanswered = Vec::new();
+        for ask in asks {
+            let Some(answer) = self.presupplied.remove(&ask.key) else {
+                unanswered.push(ask);
+                continue;
+            };
+            let response = stateless::input_response(&ask.bridge_id, &answer);
+            let sent = jsonrpc::parse(&response)
+                .ok()
+                .and_then(|message| match &message.kind {
+                    jsonrpc::Kind::Response { id } => router.client_answer(&session, id, &response),
+                    _ => None,
+                });
+            let delivered = sent.is_some_and(|(stdin, line)| stdin.send_now(line).is_ok());
+            if !delivered {
+                unanswered.push(ask);
+            }
+        }
+        // Only the first request's answers were the client's to give at once.
+        self.presupplied.clear();
+        unanswered
+    }
+
+    fn lent_router(&self) -> Option<Arc<Router>> {
+        let loan = self.loan.as_ref()?;
+        Some(loan.session().own_server()?.router.clone())
     }
 
     /// Parks the call until the client's retry: the input-required answer to send now.

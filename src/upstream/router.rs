@@ -291,6 +291,12 @@ impl<S> Router<S> {
         Some((self.stdin()?, line))
     }
 
+    /// The child's own id for its request that the client sees as `bridge_id`, while it is
+    /// open.
+    pub fn child_request_id(&self, bridge_id: u64) -> Option<Box<str>> {
+        self.child_requests.child_id(bridge_id)
+    }
+
     /// Counts a session's subscription to `uri`; true if the child must be told.
     pub fn subscribe(&self, session: &Session<S>, uri: &str) -> bool {
         self.subscriptions.subscribe(session, uri)
@@ -386,14 +392,23 @@ impl<S> Router<S> {
 /// it is, elicitation with a decline (the user said nothing), anything else with an error
 /// saying `why`.
 pub fn refuse_child_request(id: &Id<'_>, method: &str, stdin: &Stdin, why: &str) {
-    let reply = match method {
-        "ping" => jsonrpc::result_response(id.raw, b"{}"),
-        "elicitation/create" => jsonrpc::result_response(id.raw, br#"{"action":"decline"}"#),
-        _ => jsonrpc::error_response(
+    let missing = match method {
+        "sampling/createMessage" => Some("sampling"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    };
+    let message = format!("mcp-bridge: {method}: {why}");
+    let reply = match (method, missing) {
+        ("ping", _) => jsonrpc::result_response(id.raw, b"{}"),
+        ("elicitation/create", _) => jsonrpc::result_response(id.raw, br#"{"action":"decline"}"#),
+        // What no client here answers is a capability it lacks, as the 2026 revision says.
+        (_, Some(capability)) => jsonrpc::error_response_with_data(
             Some(id.raw),
-            code::METHOD_NOT_FOUND,
-            &format!("mcp-bridge: {method}: {why}"),
+            code::MISSING_CAPABILITY,
+            &message,
+            &format!(r#"{{"requiredCapabilities":{{"{capability}":{{}}}}}}"#),
         ),
+        _ => jsonrpc::error_response(Some(id.raw), code::METHOD_NOT_FOUND, &message),
     };
     let _ = stdin.send_now(jsonrpc::to_line(&reply));
 }

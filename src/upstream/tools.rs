@@ -22,6 +22,7 @@ use super::settings::RepairSchemas;
 use crate::tools::{CallDecision, Listing, View};
 use crate::wire::fields::Fields;
 use crate::wire::jsonrpc::{self, Id, code};
+use crate::wire::mirrored::{self, MirroredParam};
 use crate::wire::stateless;
 
 /// A `tools/call` the policy lets through under another name: where the name lies in the
@@ -92,6 +93,24 @@ impl Upstream {
         } else {
             answer
         })
+    }
+
+    /// The parameters of the tool a client calls `called` that the tool's schema mirrors into
+    /// headers (`x-mcp-header`), from the shared child's listing; none when the tool is not
+    /// listed (the child then judges the call) or the listing cannot be had.
+    pub async fn mirrored_params(&self, called: &str) -> Vec<MirroredParam> {
+        let CallDecision::Allowed(child_name) = self.settings.tools.call(called) else {
+            return Vec::new();
+        };
+        let Ok(listing) = self.router.tools().await else {
+            return Vec::new();
+        };
+        listing
+            .tools()
+            .find(|tool| tool.get("name").and_then(Value::as_str) == Some(child_name))
+            .and_then(|tool| tool.get("inputSchema"))
+            .map(mirrored::mirrored_params)
+            .unwrap_or_default()
     }
 
     /// Checks a `tools/call` (its fields read whole) against the policy: refused with the

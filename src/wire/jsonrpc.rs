@@ -33,6 +33,8 @@ pub mod code {
     pub const HEADER_MISMATCH: i64 = -32020;
     /// 2026-07-28: the protocol version asked for is not spoken here.
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+    /// 2026-07-28: the request needs a capability its client did not declare.
+    pub const MISSING_CAPABILITY: i64 = -32021;
 }
 
 /// Only the top-level fields; `params`, `result` and `error` stay raw so that a 10 MB tool result
@@ -271,6 +273,17 @@ pub fn error_response(id: Option<&str>, code: i64, message: &str) -> Bytes {
     out.put_slice(itoa::Buffer::new().format(code).as_bytes());
     out.put_slice(br#","message":"#);
     out.put_slice(json_string(message).as_bytes());
+    out.put_slice(b"}}");
+    out.freeze()
+}
+
+/// A JSON-RPC error response with `data` (already-encoded JSON).
+pub fn error_response_with_data(id: Option<&str>, code: i64, message: &str, data: &str) -> Bytes {
+    let plain = error_response(id, code, message);
+    let mut out = BytesMut::with_capacity(plain.len() + data.len() + 8);
+    out.put_slice(&plain[..plain.len() - 2]);
+    out.put_slice(br#","data":"#);
+    out.put_slice(data.as_bytes());
     out.put_slice(b"}}");
     out.freeze()
 }

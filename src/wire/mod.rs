@@ -2,14 +2,15 @@
 //! credentials a request's headers present ([`credentials`]), long
 //! answers recognised by their ends ([`sniff`]), the fields inside `params` the bridge routes by
 //! and splicing them ([`fields`]), protocol versions ([`versions`]), the cached handshake
-//! ([`initialize`]), the stateless 2026-07-28 form ([`stateless`]) and its `subscriptions/listen`
-//! ([`listen`]).
+//! ([`initialize`]), the stateless 2026-07-28 form ([`stateless`]), its `subscriptions/listen`
+//! ([`listen`]) and its headers that mirror the body ([`mirrored`]).
 
 pub mod credentials;
 pub mod fields;
 pub mod initialize;
 pub mod jsonrpc;
 pub mod listen;
+pub mod mirrored;
 pub mod sniff;
 pub mod stateless;
 pub mod versions;

@@ -16,6 +16,9 @@ const ENVELOPE_PREFIX: &str = "io.modelcontextprotocol/";
 /// What a 2026-07-28 request says about its client and its round, beside what it asks.
 #[derive(Debug, Default)]
 pub struct Envelope {
+    /// `params._meta` is there, with the protocol version and the client's capabilities that
+    /// every request of the revision carries.
+    pub complete: bool,
     /// `_meta["io.modelcontextprotocol/clientCapabilities"]`, as written.
     pub capabilities: Option<Box<RawValue>>,
     /// `_meta["io.modelcontextprotocol/clientInfo"]`, as written.
@@ -43,6 +46,8 @@ impl Envelope {
         }
         #[derive(Deserialize)]
         struct Meta {
+            #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
+            protocol_version: Option<String>,
             #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
             capabilities: Option<Box<RawValue>>,
             #[serde(rename = "io.modelcontextprotocol/clientInfo")]
@@ -55,11 +60,15 @@ impl Envelope {
             return Self::default();
         };
         let meta = params.meta;
+        let complete = meta
+            .as_ref()
+            .is_some_and(|meta| meta.protocol_version.is_some() && meta.capabilities.is_some());
         let (capabilities, client_info, log_level) = match meta {
             Some(meta) => (meta.capabilities, meta.client_info, meta.log_level),
             None => (None, None, None),
         };
         Self {
+            complete,
             capabilities,
             client_info,
             log_level,
@@ -161,9 +170,12 @@ pub fn adapt_answer(answer: Vec<Bytes>, cache: Option<CacheHint>) -> Vec<Bytes> 
 /// One request of the child's to the client, in the form an input-required result carries it.
 #[derive(Debug, Clone)]
 pub struct InputRequest {
-    /// Its key in `inputRequests`: the id the bridge gave it, which the client's answer
-    /// names.
+    /// Its key in `inputRequests`, which the client's answer names: the child's own id for
+    /// it where one is known (the only name a handshake-era server gives its requests), else
+    /// the bridge's.
     pub key: String,
+    /// The id the bridge gave it, under which the child's request is answered.
+    pub bridge_id: String,
     pub method: String,
     /// `{"method": …, "params": …}` as the child wrote them.
     pub request: Box<RawValue>,
@@ -189,6 +201,7 @@ impl InputRequest {
             None => format!(r#"{{"method":{method_json}}}"#),
         };
         Some(Self {
+            bridge_id: key.clone(),
             key,
             method: request.method,
             request: RawValue::from_string(text).ok()?,
@@ -217,10 +230,11 @@ pub fn input_required(id: &[u8], requests: &[InputRequest], state: &str) -> Byte
     crate::wire::jsonrpc::result_response(id, result.to_string().as_bytes())
 }
 
-/// The client's answer to the child's request `key` as a JSON-RPC response.
-pub fn input_response(key: &str, result: &RawValue) -> Bytes {
+/// The client's answer to the child's request the bridge calls `bridge_id` as a JSON-RPC
+/// response.
+pub fn input_response(bridge_id: &str, result: &RawValue) -> Bytes {
     Bytes::from(format!(
-        r#"{{"jsonrpc":"2.0","id":{key},"result":{}}}"#,
+        r#"{{"jsonrpc":"2.0","id":{bridge_id},"result":{}}}"#,
         result.get()
     ))
 }
