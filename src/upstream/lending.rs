@@ -18,28 +18,35 @@ use crate::wire::stateless::{self, Envelope};
 use crate::wire::versions::CHILD_REQUEST_VERSION;
 
 impl Upstream {
-    /// A server lent to a 2026 request whose client answers the child's requests: an idle one
-    /// initialized with what the client declared, or a new one. `None` when the request goes
-    /// to the shared server (its client answers nothing, it is not a request that may ask for
-    /// input, or no session gets a server of its own here).
+    /// A server lent to a 2026 request whose client answers the child's requests or asks for
+    /// its logs: an idle one initialized with what the client declared, or a new one. `None`
+    /// when the request goes to the shared server (its client wants neither, it is not a
+    /// request that may ask for input, or no session gets a server of its own here).
     pub async fn lend(
         &self,
         method: &str,
         envelope: &Envelope,
         id: &Id<'_>,
     ) -> Result<Option<Loan>, Refused> {
-        if !may_ask_for_input(method) || self.isolation.is_none() {
+        let Some(isolation) = self
+            .isolation
+            .as_ref()
+            .filter(|_| may_ask_for_input(method))
+        else {
             return Ok(None);
-        }
+        };
         let initialize = envelope.initialize(CHILD_REQUEST_VERSION);
         let Ok(message) = jsonrpc::parse(&initialize) else {
             return Ok(None);
         };
         let hello = ClientHello::from_initialize(message.params);
-        if !self.settings.server_per_session.gives_own_child(&hello) {
+        // What only a server of the call's own can say to it: its requests, and its logs.
+        let needs_own = self.settings.server_per_session.gives_own_child(&hello)
+            || (envelope.log_level.is_some() && !hello.capabilities.answers_any());
+        if !needs_own {
             return Ok(None);
         }
-        let kind = Declared::of(hello);
+        let kind = Declared::of(hello.clone());
         let loan = |session| Loan::new(session, kind.clone(), &self.rounds, &self.sessions);
         if let Some(session) = self.rounds.idle_one(&kind, &self.sessions) {
             return Ok(Some(loan(session)));
@@ -47,15 +54,13 @@ impl Upstream {
         let Kind::Request { id: own_id, .. } = &message.kind else {
             return Ok(None);
         };
+        let initialize = Initialize {
+            body: &initialize,
+            id: own_id,
+            params: message.params,
+        };
         let opened = self
-            .initialize(
-                Initialize {
-                    body: &initialize,
-                    id: own_id,
-                    params: message.params,
-                },
-                Opening::NewSession,
-            )
+            .initialize_own(isolation, initialize, hello, Opening::NewSession)
             .await;
         let session = match opened {
             Ok((_, session)) => session,

@@ -90,7 +90,7 @@ impl Upstream {
     /// On a child of the session's own, started now and handed the client's `initialize`. A
     /// result opens the session; an error, or no answer within `--startup-timeout`, stops the
     /// child and opens none.
-    async fn initialize_own(
+    pub(super) async fn initialize_own(
         &self,
         isolation: &Isolation,
         initialize: Initialize<'_>,
