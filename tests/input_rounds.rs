@@ -258,6 +258,18 @@ async fn an_abandoned_round_ends_with_its_call_and_its_lent_server() {
 async fn a_client_that_answers_nothing_stays_on_the_shared_server() {
     let mut bridge = Bridge::fixture(&MODERN);
     let http = Http::new();
+    // The first 2026 request starts a spare server for calls that will need one lent.
+    let warm = call_tool(
+        &http,
+        &bridge.url,
+        &[],
+        0,
+        "echo",
+        json!({"arguments": {"message": "warm"}, "_meta": stateless_meta()}),
+    )
+    .await;
+    assert_eq!(tool_text(&answer_of(&warm)), "warm");
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let before = support::descendants_of(bridge.pid()).len();
     let reply = call_tool(
         &http,
@@ -386,5 +398,50 @@ fn python_sdk_2_clients_side_by_side_each_answer_only_their_own_rounds() {
         let out = client.finish();
         assert!(out.contains("protocol=2026-07-28"), "{out}");
     }
+    bridge.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_ahead_is_the_one_lent_to_the_first_call_that_needs_one() {
+    let mut bridge = Bridge::fixture(&MODERN);
+    let http = Http::new();
+    let before: Vec<i32> = support::descendants_of(bridge.pid());
+    let discover = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover",
+                          "params": {"_meta": stateless_meta()}});
+    let headers = support::calls::stateless_headers("server/discover", None);
+    let reply = http
+        .send(Method::POST, &bridge.url, &headers, discover.to_string())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let deadline = std::time::Instant::now() + secs(10);
+    let started_ahead = loop {
+        let new = |now: Vec<i32>| -> Vec<i32> {
+            now.into_iter().filter(|p| !before.contains(p)).collect()
+        };
+        if !new(support::descendants_of(bridge.pid())).is_empty() {
+            // Its guard comes first, the server itself a moment after.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            break new(support::descendants_of(bridge.pid()));
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no server was started ahead"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let lent = call_tool(
+        &http,
+        &bridge.url,
+        &[],
+        2,
+        "pid",
+        json!({"arguments": {}, "_meta": capable_meta()}),
+    )
+    .await;
+    let pid: i32 = tool_text(&answer_of(&lent)).parse().expect("a pid");
+    assert!(
+        started_ahead.contains(&pid),
+        "the call ran on the server started ahead ({started_ahead:?}), not {pid}"
+    );
     bridge.stop();
 }

@@ -35,6 +35,7 @@ pub async fn post(
         Err(refusal) => return refused_after_reading(exchange, request, refusal.into()).await,
     };
     let upstream = lease.upstream();
+    upstream.expect_lending();
     let headers = request.headers().clone();
     let caller = caller_of(exchange.peer, &headers);
     let (body, _held) = match exchange.read_body(request).await {

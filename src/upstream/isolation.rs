@@ -6,7 +6,7 @@
 //! stream closing). At most `--max-children` run at once; when one exits, its session ends, so
 //! the client starts over with a fresh child.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -17,6 +17,7 @@ use super::router;
 use super::undelivered::Undelivered;
 use crate::child::{Child, ChildCommand, ChildLimits, SpawnError};
 use crate::session;
+use crate::sync::Lock;
 
 /// A session of this server's; its own server, if it has one, is an [`Isolated`].
 pub type Session = session::Session<Isolated>;
@@ -36,6 +37,9 @@ pub struct Isolation {
     pub max_children: usize,
     slots: Arc<Semaphore>,
     undelivered: Arc<Undelivered>,
+    /// A child started ahead and not yet initialized, once servers are lent to 2026 calls:
+    /// the next session or call that needs a server of its own waits only for its handshake.
+    spare: Mutex<Option<Arc<Isolated>>>,
 }
 
 /// One session's own child.
@@ -72,7 +76,31 @@ impl Isolation {
             max_children,
             slots: Arc::new(Semaphore::new(max_children)),
             undelivered,
+            spare: Mutex::new(None),
         }
+    }
+
+    /// Starts a spare child if none waits and there is room for one.
+    pub fn keep_a_spare(&self, sessions: &Arc<Sessions>) {
+        let mut spare = self.spare.locked();
+        if spare
+            .as_ref()
+            .is_some_and(|spare| !spare.child.has_exited())
+        {
+            return;
+        }
+        *spare = match self.start(sessions) {
+            Ok(started) => Some(started),
+            Err(e) => {
+                debug!("no spare server started: {e}");
+                None
+            }
+        };
+    }
+
+    /// Stops the spare child, if one waits (the server is stopping).
+    pub fn stop_spare(&self) -> Option<Arc<Isolated>> {
+        self.spare.locked().take()
     }
 
     /// Children of sessions' own running now.
@@ -80,8 +108,18 @@ impl Isolation {
         self.max_children - self.slots.available_permits()
     }
 
-    /// Starts a child for a session about to be created; its handshake is the client's.
+    /// A child for a session about to be created, its handshake the client's: the spare, if
+    /// one waits (another is started in its place), else one started now.
     pub fn spawn(&self, sessions: &Arc<Sessions>) -> Result<Arc<Isolated>, IsolateError> {
+        let spare = self.spare.locked().take();
+        if let Some(spare) = spare.filter(|spare| !spare.child.has_exited()) {
+            self.keep_a_spare(sessions);
+            return Ok(spare);
+        }
+        self.start(sessions)
+    }
+
+    fn start(&self, sessions: &Arc<Sessions>) -> Result<Arc<Isolated>, IsolateError> {
         let slot = self
             .slots
             .clone()

@@ -76,6 +76,16 @@ impl Upstream {
         Ok(Some(loan(session)))
     }
 
+    /// A 2026-07-28 client is here: servers may be lent from now on, so one waits started
+    /// (not for a tenant's server: twenty tenants would double their processes).
+    pub fn expect_lending(&self) {
+        if let Some(isolation) = &self.isolation
+            && self.settings.tenancy.is_none()
+        {
+            isolation.keep_a_spare(&self.sessions);
+        }
+    }
+
     /// Starts a 2026 request on the server lent to it; `presupplied`: answers the request
     /// carries already (`inputResponses` without a round), given to what the child asks first.
     pub async fn start_round(

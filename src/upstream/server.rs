@@ -255,6 +255,9 @@ impl Upstream {
         }
         let grace = self.grace;
         let mut stopping = tokio::task::JoinSet::new();
+        if let Some(spare) = self.isolation.as_ref().and_then(Isolation::stop_spare) {
+            stopping.spawn(async move { spare.child.shutdown(grace).await });
+        }
         for session in self.sessions.all() {
             if let Some(own) = session.own_server().cloned() {
                 stopping.spawn(async move { own.child.shutdown(grace).await });
