@@ -4,7 +4,7 @@
 //! resumed in time is cancelled in the child, as a dropped call of an older session is at once.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ use crate::sync::Lock;
 /// The events a stream keeps for a resume, in number and in bytes (the oldest go first).
 pub const KEPT_EVENTS: usize = 64;
 pub const KEPT_BYTES: usize = 1024 * 1024;
+/// What every dropped stream of an upstream keeps, together; past it a dropped stream is not
+/// kept (its call is cancelled, as an older session's is).
+const KEPT_TOTAL: usize = 64 * 1024 * 1024;
 
 /// A stream's state when its client went away.
 pub struct Dropped {
@@ -33,10 +36,23 @@ pub struct Dropped {
     pub finished: bool,
 }
 
+impl Dropped {
+    /// The bytes it holds.
+    fn bytes(&self) -> usize {
+        self.sent
+            .iter()
+            .map(|(_, frame)| frame.len())
+            .sum::<usize>()
+            + self.unsent.iter().map(Bytes::len).sum::<usize>()
+    }
+}
+
 /// One upstream's dropped streams, by stream number.
 pub struct Resumable {
     /// Each with the number of its drop: a stream resumed and dropped again waits anew.
     streams: Mutex<HashMap<u64, (u64, Dropped)>>,
+    /// The bytes the kept streams hold.
+    kept_bytes: AtomicUsize,
     next_stream: AtomicU64,
     drops: AtomicU64,
     /// How long a dropped stream waits for its resume.
@@ -57,6 +73,7 @@ impl Resumable {
             streams: Mutex::default(),
             next_stream: AtomicU64::new(0),
             drops: AtomicU64::new(0),
+            kept_bytes: AtomicUsize::new(0),
             window,
         }
     }
@@ -68,6 +85,19 @@ impl Resumable {
 
     /// Keeps stream `stream` for its client to resume; cancelled if it does not in time.
     pub fn keep(self: &Arc<Self>, stream: u64, dropped: Dropped) {
+        let bytes = dropped.bytes();
+        let room = self
+            .kept_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |kept| {
+                (kept + bytes <= KEPT_TOTAL).then_some(kept + bytes)
+            });
+        if room.is_err() {
+            debug!(
+                stream,
+                "an SSE stream lost its client: no room to keep it, its call ends"
+            );
+            return;
+        }
         debug!(stream, "an SSE stream lost its client: kept for a resume");
         let drop = self.drops.fetch_add(1, Ordering::Relaxed);
         self.streams.locked().insert(stream, (drop, dropped));
@@ -85,7 +115,8 @@ impl Resumable {
                     _ => None,
                 }
             };
-            if expired.is_some() {
+            if let Some((_, expired)) = &expired {
+                kept.give_back(expired);
                 debug!(
                     stream,
                     "a dropped SSE stream was not resumed in time: its call ends"
@@ -97,12 +128,21 @@ impl Resumable {
     /// Stream `stream`, if `session` had it dropped and it is still kept.
     pub fn take(&self, stream: u64, session: &Arc<Session>) -> Option<Dropped> {
         let mut streams = self.streams.locked();
-        match streams.get(&stream) {
+        let taken = match streams.get(&stream) {
             Some((_, dropped)) if Arc::ptr_eq(&dropped.session, session) => {
                 streams.remove(&stream).map(|(_, dropped)| dropped)
             }
             _ => None,
+        };
+        if let Some(dropped) = &taken {
+            self.give_back(dropped);
         }
+        taken
+    }
+
+    fn give_back(&self, dropped: &Dropped) {
+        self.kept_bytes
+            .fetch_sub(dropped.bytes(), Ordering::Relaxed);
     }
 
     /// `session` ended: its dropped streams can no longer be resumed, and their calls end.
@@ -116,6 +156,9 @@ impl Resumable {
                 .collect();
             ids.iter().filter_map(|id| streams.remove(id)).collect()
         };
+        for (_, dropped) in &ended {
+            self.give_back(dropped);
+        }
         // Dropped outside the lock: each call tells its child it is cancelled.
         drop(ended);
     }
