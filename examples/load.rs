@@ -9,7 +9,9 @@
 //! per call, with Dify's own initialize), `sampler` (the same from a client that declares
 //! sampling, so that each session gets a server of its own), `single` (one connection, one call
 //! at a time), `big` (`payload` of `--bytes`), `slow` (`--count` concurrent `sleep` calls of
-//! `--ms`), `sessions` (`--count` sessions that never DELETE).
+//! `--ms`), `sessions` (`--count` sessions that never DELETE), `modern` (tools/call in the
+//! stateless 2026-07-28 form, declaring no capabilities: the shared server) and `modern-lent`
+//! (the same declaring sampling: each call on a server lent to it).
 //!
 //! For a bridge run per tenant (`--env-from-header VAR=HEADER`), where each request names its
 //! tenant in `--header` (default `X-Api-Key`; tenant `i` sends `{--prefix}{i}`): `tenants` (the
@@ -118,6 +120,8 @@ struct Connection {
     sender: Option<http1::SendRequest<Full<Bytes>>>,
     /// A header sent with every request (a tenant's credentials), if any.
     tenant: Option<(String, String)>,
+    /// Calls in the stateless 2026-07-28 form, declaring these client capabilities.
+    modern: Option<&'static str>,
 }
 
 struct Answer {
@@ -148,6 +152,7 @@ impl Connection {
             url: url.clone(),
             sender: None,
             tenant: None,
+            modern: None,
         }
     }
 
@@ -195,6 +200,7 @@ impl Connection {
     ) -> Result<Answer, String> {
         let url = self.url.clone();
         let tenant = self.tenant.clone();
+        let modern = self.modern.is_some();
         let sender = self.open().await?;
         let mut request = Request::builder()
             .method(method)
@@ -207,6 +213,12 @@ impl Connection {
         }
         if let Some((name, value)) = &tenant {
             request = request.header(name.as_str(), value.as_str());
+        }
+        if modern {
+            request = request
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/call")
+                .header("mcp-name", "echo");
         }
         let request = request.body(Full::new(Bytes::from(body))).unwrap();
         let response = sender
@@ -287,9 +299,14 @@ impl Connection {
         tool: &str,
         arguments: &str,
     ) -> Result<Answer, String> {
-        let body = format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments}}}}}"#
-        );
+        let body = match self.modern {
+            Some(capabilities) => format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{capabilities}}}}}}}"#
+            ),
+            None => format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments}}}}}"#
+            ),
+        };
         self.send(Method::POST, session, body).await
     }
 }
@@ -560,11 +577,17 @@ async fn main() {
     };
 
     let latencies = match options.shape.as_str() {
-        "session" | "single" | "big" => {
-            let workers = if options.shape == "session" {
+        "session" | "single" | "big" | "modern" | "modern-lent" => {
+            let workers = if matches!(options.shape.as_str(), "session" | "modern" | "modern-lent")
+            {
                 options.connections
             } else {
                 1
+            };
+            let modern = match options.shape.as_str() {
+                "modern" => Some("{}"),
+                "modern-lent" => Some(r#"{"sampling":{}}"#),
+                _ => None,
             };
             let (tool, arguments) = if options.shape == "big" {
                 ("payload", format!(r#"{{"bytes":{}}}"#, options.bytes))
@@ -581,6 +604,7 @@ async fn main() {
                 let arguments = arguments.clone();
                 async move {
                     let mut connection = Connection::new(&url);
+                    connection.modern = modern;
                     let mut latencies = Vec::new();
                     let mut id = 0;
                     while Instant::now() < deadline && latencies.len() < max_calls {

@@ -325,13 +325,13 @@ async fn a_lent_server_runs_one_call_at_a_time_and_is_lent_again_afterwards() {
 async fn logs_reach_a_2026_call_only_when_its_meta_asks_for_them() {
     let mut bridge = Bridge::fixture(&MODERN);
     let http = Http::new();
-    // A client that declares nothing but asks for logs gets a server lent to the call too:
-    // only there are the server's logs known to be about that call.
+    // A client that declares nothing shares the warm server, whose logs reach no one, as in a
+    // session: logs alone do not earn a server of its own.
     for (mut meta, level, wanted) in [
         (capable_meta(), None, false),
         (capable_meta(), Some("info"), true),
         (capable_meta(), Some("error"), false),
-        (stateless_meta(), Some("info"), true),
+        (stateless_meta(), Some("info"), false),
         (stateless_meta(), None, false),
     ] {
         if let Some(level) = level {

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use super::call::{Outgoing, Refused, child_gone};
+use super::isolation::Session;
 use super::open::{Initialize, Opening};
 use super::rounds::{Asker, Declared, Loan, Parked, Resumed, RoundCall, may_ask_for_input};
 use super::server::Upstream;
@@ -16,12 +17,13 @@ use crate::session::ClientHello;
 use crate::wire::jsonrpc::{self, Id, Kind, code};
 use crate::wire::stateless::{self, Envelope};
 use crate::wire::versions::CHILD_REQUEST_VERSION;
+use std::sync::Arc;
 
 impl Upstream {
-    /// A server lent to a 2026 request whose client answers the child's requests or asks for
-    /// its logs: an idle one initialized with what the client declared, or a new one. `None`
-    /// when the request goes to the shared server (its client wants neither, it is not a
-    /// request that may ask for input, or no session gets a server of its own here).
+    /// A server lent to a 2026 request whose client answers the child's requests: an idle one
+    /// initialized with what the client declared, or a new one. `None` when the request goes
+    /// to the shared server (its client answers nothing, it is not a request that may ask for
+    /// input, or no session gets a server of its own here).
     pub async fn lend(
         &self,
         method: &str,
@@ -40,14 +42,18 @@ impl Upstream {
             return Ok(None);
         };
         let hello = ClientHello::from_initialize(message.params);
-        // What only a server of the call's own can say to it: its requests, and its logs.
-        let needs_own = self.settings.server_per_session.gives_own_child(&hello)
-            || (envelope.log_level.is_some() && !hello.capabilities.answers_any());
-        if !needs_own {
+        // Logs alone do not earn a server of its own, as in a session (fastmcp asks for them
+        // in every call): a client that answers nothing shares the warm server.
+        if !self.settings.server_per_session.gives_own_child(&hello) {
             return Ok(None);
         }
         let kind = Declared::of(hello.clone());
-        let loan = |session| Loan::new(session, kind.clone(), &self.rounds, &self.sessions);
+        let loan = |session: Arc<Session>| {
+            if let Some(own) = session.own_server() {
+                own.router.relay_changes_to(&self.router);
+            }
+            Loan::new(session, kind.clone(), &self.rounds, &self.sessions)
+        };
         if let Some(session) = self.rounds.idle_one(&kind, &self.sessions) {
             return Ok(Some(loan(session)));
         }

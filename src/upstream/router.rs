@@ -30,6 +30,7 @@ use crate::sync::Lock;
 use crate::tools::{Listing, View};
 use crate::wire::fields::{self, Fields};
 use crate::wire::jsonrpc::{self, Id, Kind, Message, code};
+use crate::wire::versions::STATELESS_VERSION;
 
 /// How long the child gets to take and answer a subscription the bridge keeps for its clients.
 const BRIDGE_REQUEST_WITHIN: Duration = Duration::from_secs(30);
@@ -40,6 +41,9 @@ pub struct Router<S> {
     sessions: Arc<Sessions<S>>,
     /// For a session's own child: the one session it serves.
     only: OnceLock<Weak<Session<S>>>,
+    /// For a child lent to 2026-07-28 calls: the shared child's router, whose
+    /// `subscriptions/listen` streams get this child's list changes and resource updates.
+    relay: OnceLock<Weak<Router<S>>>,
     /// The current child's stdin, for the bridge's own messages to it.
     stdin: Mutex<Option<Stdin>>,
     child_requests: ChildRequests<S>,
@@ -97,12 +101,30 @@ impl<S> Router<S> {
             mux: Arc::new(Mux::new()),
             sessions,
             only: OnceLock::new(),
+            relay: OnceLock::new(),
             stdin: Mutex::new(None),
             child_requests: ChildRequests::default(),
             subscriptions: Subscriptions::default(),
             tasks: TaskOwners::default(),
             undelivered,
             catalog: Catalog::default(),
+        }
+    }
+
+    /// Sends this child's change notifications to `shared`'s `subscriptions/listen` streams
+    /// (the child is lent to 2026-07-28 calls, whose clients learn of changes there).
+    pub fn relay_changes_to(&self, shared: &Arc<Router<S>>) {
+        let _ = self.relay.set(Arc::downgrade(shared));
+    }
+
+    /// A change notification of a lent child, for the streams listening on this router that
+    /// want it: every one for a list change, those subscribed to `uri` for an update.
+    fn to_listeners(&self, line: &Bytes, uri: Option<&str>) {
+        for session in self.sessions_served() {
+            let listening = session.protocol_version == STATELESS_VERSION;
+            if listening && uri.is_none_or(|uri| session.subscriptions().contains(uri)) {
+                session.events().send(line);
+            }
         }
     }
 
@@ -194,6 +216,9 @@ impl<S> Router<S> {
                 let Some(uri) = fields.uri else {
                     return;
                 };
+                if let Some(shared) = self.relay.get().and_then(Weak::upgrade) {
+                    return shared.to_listeners(line, Some(&uri));
+                }
                 for session in self.sessions_served() {
                     if session.subscriptions().contains(uri.as_ref()) {
                         session.events().send(line);
@@ -214,6 +239,9 @@ impl<S> Router<S> {
             _ if method.ends_with("/list_changed") => {
                 if method == "notifications/tools/list_changed" {
                     self.catalog.forget();
+                }
+                if let Some(shared) = self.relay.get().and_then(Weak::upgrade) {
+                    return shared.to_listeners(line, None);
                 }
                 for session in self.sessions_served() {
                     session.events().send(line);

@@ -33,6 +33,16 @@ otherwise. Scenarios:
                              `node MCP_REMOTE URL --transport http-only --protocol PROTOCOL`,
                              used by the Python SDK's stdio client with sampling, elicitation,
                              roots and log callbacks, as a desktop host would.
+    modern CLIENT            CLIENT (fastmcp, pydantic-ai or openai-agents) with its own handlers
+                             where it has them, against tests/fixtures/fixture_server.py: the
+                             protocol it picked; whether sampling, elicitation and roots reached
+                             the child with this client's answers; whether a tools list change
+                             arrived within 5 s (a subscriptions/listen stream on the client's
+                             Python SDK session in 2026-07-28, its message handler in a 2025
+                             session); whether the child got notifications/cancelled for a call
+                             the client gave up on, within 10 s. What the client has no API for
+                             is "not offered by the client" and named in `not_offered`; a check
+                             that failed is false, with what was seen in `details`.
 
 Output: informational lines, then one final line `OK <json>`; exit 0. Failure: `FAIL: <reason>`
 on stderr, exit 1.
@@ -45,8 +55,11 @@ import json
 import os
 import sys
 import tempfile
+import uuid
 import warnings
-from typing import Any
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 warnings.simplefilter("ignore")
 
@@ -345,6 +358,260 @@ async def sc_mcp_remote(url: str, mcp_remote: str, protocol: str) -> None:
             ok({"protocol": hello.protocol_version, "asked": asked, "log": logs[0][:200]})
 
 
+# ---- modern: every capability of a dual-mode client, against the fixture server -------------
+
+NOT_OFFERED = "not offered by the client"
+FEATURES = ("sampling", "elicitation", "roots", "list_changed", "cancelled")
+
+
+def answers_of(client: str) -> dict[str, str]:
+    """What this client's handlers answer, so the child's report names the client."""
+    return {
+        "sampling": f"sampled by {client}",
+        "elicitation": f"elicited by {client}",
+        "root": f"file:///tmp/{client}-root",
+    }
+
+
+@dataclass
+class Modern:
+    """One connected client, as the `modern` checks drive it."""
+
+    protocol: str
+    # The Python SDK 2.x ClientSession underneath the client's own API.
+    session: Any
+    # A tool call through the client's own API: the result's text (JSON for structured ones).
+    call: Callable[[str, dict[str, Any]], Awaitable[str]]
+    # The same call, given up by the client after about a second (its timeout, or its task
+    # cancelled); returns once the client gave up.
+    give_up: Callable[[str, dict[str, Any]], Awaitable[None]]
+    # Set by the client's message handler when a notifications/tools/list_changed arrives.
+    list_changed: asyncio.Event
+    not_offered: list[str] = field(default_factory=list)
+
+
+def is_tools_list_changed(message: Any) -> bool:
+    import mcp_types
+
+    return isinstance(getattr(message, "root", message), mcp_types.ToolListChangedNotification)
+
+
+async def cancel_after_a_second(call: Awaitable[Any]) -> None:
+    """Runs `call` as a task and cancels it after 1 s, as an application gives up on a call."""
+    task = asyncio.ensure_future(call)
+    await asyncio.sleep(1)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+@asynccontextmanager
+async def modern_fastmcp(url: str) -> AsyncIterator[Modern]:
+    answers = answers_of("fastmcp")
+    changed = asyncio.Event()
+
+    async def sampling(messages: Any, params: Any, context: Any) -> str:
+        return answers["sampling"]
+
+    async def elicitation(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        return {"name": answers["elicitation"]}
+
+    async def on_message(message: Any) -> None:
+        if is_tools_list_changed(message):
+            changed.set()
+
+    async with fastmcp_client(
+        url,
+        "auto",
+        sampling_handler=sampling,
+        elicitation_handler=elicitation,
+        roots=[answers["root"]],
+        message_handler=on_message,
+    ) as client:
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            return texts(await client.call_tool(name, args))
+
+        async def give_up(name: str, args: dict[str, Any]) -> None:
+            try:
+                await client.call_tool(name, args, timeout=1)
+            except Exception as e:  # the timeout it was meant to hit
+                print(f"fastmcp gave up: {type(e).__name__}: {e}", flush=True)
+
+        yield Modern(str(client.protocol_version), client.session, call, give_up, changed)
+
+
+@asynccontextmanager
+async def modern_pydantic_ai(url: str) -> AsyncIterator[Modern]:
+    from pydantic_ai.mcp import MCPToolset
+    from pydantic_ai.messages import ModelResponse, TextPart
+    from pydantic_ai.models.function import FunctionModel
+
+    answers = answers_of("pydantic-ai")
+    changed = asyncio.Event()
+
+    def model(messages: Any, info: Any) -> ModelResponse:
+        return ModelResponse(parts=[TextPart(answers["sampling"])])
+
+    async def elicitation(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        return {"name": answers["elicitation"]}
+
+    async def on_message(message: Any) -> None:
+        if is_tools_list_changed(message):
+            changed.set()
+
+    toolset = MCPToolset(
+        url,
+        sampling_model=FunctionModel(model),
+        elicitation_handler=elicitation,
+        roots=[answers["root"]],
+        message_handler=on_message,
+        read_timeout=TIMEOUT,
+        tool_error_behavior="error",
+    )
+    async with toolset:
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            result = await toolset.direct_call_tool(name, args)
+            return result if isinstance(result, str) else json.dumps(result, default=str)
+
+        async def give_up(name: str, args: dict[str, Any]) -> None:
+            await cancel_after_a_second(toolset.direct_call_tool(name, args))
+
+        protocol = str(toolset.client.protocol_version)
+        yield Modern(protocol, toolset.client.session, call, give_up, changed)
+
+
+@asynccontextmanager
+async def modern_openai_agents(url: str) -> AsyncIterator[Modern]:
+    from agents.mcp import MCPServerStreamableHttp
+
+    changed = asyncio.Event()
+
+    async def on_message(message: Any) -> None:
+        if is_tools_list_changed(message):
+            changed.set()
+
+    server = MCPServerStreamableHttp(
+        params={"url": url, "timeout": TIMEOUT},
+        client_session_timeout_seconds=TIMEOUT,
+        message_handler=on_message,
+    )
+    async with server:
+        await server.list_tools()
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            return texts(await server.call_tool(name, args))
+
+        async def give_up(name: str, args: dict[str, Any]) -> None:
+            await cancel_after_a_second(server.call_tool(name, args))
+
+        # A 2026-07-28 connection has no initialize result: the session knows the version.
+        protocol = str(server.session.protocol_version)
+        # MCPServerStreamableHttp takes a message handler and nothing else a server may ask
+        # through: no sampling, elicitation or roots callback (agents/mcp/server.py).
+        yield Modern(protocol, server.session, call, give_up, changed,
+                     ["sampling", "elicitation", "roots"])
+
+
+MODERN_CLIENTS = {
+    "fastmcp": modern_fastmcp,
+    "pydantic-ai": modern_pydantic_ai,
+    "openai-agents": modern_openai_agents,
+}
+
+
+async def check_answered(client: Modern, tool: str, wanted: list[str]) -> tuple[bool, str]:
+    """Calls `tool`, whose text is the answer the child got: true when it holds `wanted`."""
+    text = await client.call(tool, {})
+    return all(w in text for w in wanted), text[:400]
+
+
+async def check_list_changed(client: Modern) -> tuple[bool, str]:
+    notify = {"method": "notifications/tools/list_changed"}
+    if client.protocol == "2026-07-28":
+        from mcp.client.subscriptions import ToolsListChanged, listen
+
+        async with listen(client.session, tools_list_changed=True) as subscription:
+            if not subscription.honored.tools_list_changed:
+                return False, f"listen acknowledged without tools: {subscription.honored}"
+            await client.call("notify", notify)
+            try:
+                event = await asyncio.wait_for(subscription.__anext__(), 5)
+            except asyncio.TimeoutError:
+                return False, "no event on the subscriptions/listen stream within 5 s"
+            return isinstance(event, ToolsListChanged), f"listen: {event!r}"
+    # A 2025 session: the change comes on the session's GET stream, to the message handler.
+    client.list_changed.clear()
+    await client.call("notify", notify)
+    try:
+        await asyncio.wait_for(client.list_changed.wait(), 5)
+    except asyncio.TimeoutError:
+        return False, "no notifications/tools/list_changed to the message handler within 5 s"
+    return True, "message handler"
+
+
+async def check_cancelled(client: Modern, name: str) -> tuple[bool, str]:
+    """Gives up on a 20 s `sleep`, then finds the call among the child's requests (by its tag)
+    and its id among the cancellations the child got. A 2026 call of a client that answers the
+    server's requests runs on a server lent to it, which the next calls get back; several at
+    once reach the other lent servers too, when the first ones found none."""
+    tag = f"cancel-{name}-{uuid.uuid4().hex[:8]}"
+    await asyncio.wait_for(client.give_up("sleep", {"ms": 20000, "message": tag}), 10)
+    width, child_id, cancelled = 1, None, []
+    deadline = asyncio.get_running_loop().time() + 10
+    while asyncio.get_running_loop().time() < deadline:
+        for seen in await asyncio.gather(*(client.call("requests_seen", {}) for _ in range(width))):
+            for request in json.loads(seen):
+                if (request.get("arguments") or {}).get("message") == tag:
+                    child_id = request["id"]
+        if child_id is not None:
+            lists = await asyncio.gather(*(client.call("cancelled_seen", {}) for _ in range(width)))
+            cancelled = [i for text in lists for i in json.loads(text)]
+            if child_id in cancelled:
+                return True, f"the child's id {child_id!r} cancelled"
+        width = min(width + 1, 3)
+        await asyncio.sleep(0.1)
+    if child_id is None:
+        return False, f"the call tagged {tag} never showed among the child's requests"
+    return False, f"the child's id {child_id!r} not among the cancelled ones {cancelled} in 10 s"
+
+
+async def sc_modern(url: str, name: str) -> None:
+    if name not in MODERN_CLIENTS:
+        raise Failure(f"unknown client {name!r}: one of {sorted(MODERN_CLIENTS)}")
+    answers = answers_of(name)
+    async with MODERN_CLIENTS[name](url) as client:
+        print(f"{name}: protocol={client.protocol}", flush=True)
+        report: dict[str, Any] = {"client": name, "protocol": client.protocol,
+                                  "not_offered": client.not_offered}
+        details: dict[str, str] = {}
+        checks = {
+            "sampling": lambda: check_answered(client, "sample", [answers["sampling"]]),
+            "elicitation": lambda: check_answered(
+                client, "elicit", ['"accept"', answers["elicitation"]]
+            ),
+            "roots": lambda: check_answered(client, "list_roots", [answers["root"]]),
+            "list_changed": lambda: check_list_changed(client),
+            "cancelled": lambda: check_cancelled(client, name),
+        }
+        for feature in FEATURES:
+            if feature in client.not_offered:
+                report[feature] = NOT_OFFERED
+                continue
+            try:
+                passed, seen = await asyncio.wait_for(checks[feature](), 25)
+            except Exception as e:  # noqa: BLE001 - reported as the check's outcome
+                passed, seen = False, f"{type(e).__name__}: {e}"
+            report[feature] = passed
+            details[feature] = seen
+            print(f"{name}: {feature}={passed} ({seen})", flush=True)
+        report["details"] = details
+        ok(report)
+
+
 SCENARIOS = {
     "race": sc_race,
     "features": sc_features,
@@ -354,6 +621,7 @@ SCENARIOS = {
     "openai-agents": sc_openai_agents,
     "langchain": sc_langchain,
     "mcp-remote": sc_mcp_remote,
+    "modern": sc_modern,
 }
 
 
