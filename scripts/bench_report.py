@@ -108,6 +108,8 @@ def table(results):
         ("tools/call, one session, 16 connections", "session", "throughput"),
         ("Dify's shape: session per call, 16 workers", "dify", "throughput"),
         ("the same from a client that declares sampling (a server per session)", "sampler", "throughput"),
+        ("tools/call as a 2026-07-28 client, no session, 16 connections", "modern", "throughput"),
+        ("the same from a client that declares sampling (a server lent per call)", "modern-lent", "throughput"),
         ("one connection, one call at a time", "single", "latency"),
         (f"10 MB tool result ({big.get('calls', 0)} calls)", "big", "big"),
         (f"{slow.get('calls', 0) + max(slow.get('errors', 0), 0)} concurrent slow calls", "slow", "slow"),
