@@ -427,6 +427,44 @@ async fn server_discover_names_every_version_and_the_childs_capabilities() {
     );
     assert!(answer["result"]["capabilities"]["tools"].is_object());
     assert_eq!(answer["result"]["resultType"], "complete");
+    // The version the header names and the one the body names must agree...
+    let mut other = body.clone();
+    other["id"] = json!(302);
+    other["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("v999.0.0");
+    let mismatch = http
+        .send(Method::POST, &bridge.url, &headers, other.to_string())
+        .await;
+    assert_eq!(mismatch.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        mismatch.json()["error"]["code"],
+        -32020,
+        "{:?}",
+        mismatch.body
+    );
+    assert_eq!(mismatch.json()["id"], 302);
+    // ...and a version the bridge does not speak is refused with the ones it does.
+    let mut unknown_headers = headers.to_vec();
+    unknown_headers[2] = ("mcp-protocol-version", "v999.0.0");
+    other["id"] = json!(301);
+    let unknown = http
+        .send(
+            Method::POST,
+            &bridge.url,
+            &unknown_headers,
+            other.to_string(),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    let error = &unknown.json()["error"];
+    assert_eq!(error["code"], -32022, "{error}");
+    assert_eq!(error["data"]["requested"], "v999.0.0");
+    assert!(
+        error["data"]["supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2026-07-28"))
+    );
+    assert_eq!(unknown.json()["id"], 301);
     bridge.stop();
 }
 

@@ -94,7 +94,8 @@ pub async fn post(
              io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities",
         );
     }
-    if let Err(mismatch) = check_headers(&headers, method, &fields) {
+    let named_version = envelope.protocol_version.as_deref();
+    if let Err(mismatch) = check_headers(&headers, method, &fields, named_version) {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             Some(id.raw),
@@ -260,7 +261,12 @@ fn caller_of(peer: Peer, headers: &HeaderMap) -> u64 {
 
 /// The `Mcp-*` headers must say what the body says, so that proxies routing on them route
 /// what the bridge executes.
-fn check_headers(headers: &HeaderMap, method: &str, fields: &Fields<'_>) -> Result<(), String> {
+fn check_headers(
+    headers: &HeaderMap,
+    method: &str,
+    fields: &Fields<'_>,
+    named_version: Option<&str>,
+) -> Result<(), String> {
     let header = |name: &str| -> Result<Option<String>, String> {
         match headers.get(name) {
             None => Ok(None),
@@ -299,7 +305,7 @@ fn check_headers(headers: &HeaderMap, method: &str, fields: &Fields<'_>) -> Resu
             None => return Err("the Mcp-Name header is missing".into()),
         }
     }
-    if let Some(version) = &fields.protocol_version
+    if let Some(version) = named_version
         && version != STATELESS_VERSION
     {
         return Err(format!(
@@ -399,12 +405,12 @@ mod tests {
             name: Some("echo".into()),
             ..Fields::default()
         };
-        assert!(check_headers(&headers, "tools/call", &fields).is_err());
+        assert!(check_headers(&headers, "tools/call", &fields, None).is_err());
         headers.insert("mcp-method", "tools/call".parse().unwrap());
-        assert!(check_headers(&headers, "tools/call", &fields).is_err());
+        assert!(check_headers(&headers, "tools/call", &fields, None).is_err());
         headers.insert("mcp-name", "other".parse().unwrap());
-        assert!(check_headers(&headers, "tools/call", &fields).is_err());
+        assert!(check_headers(&headers, "tools/call", &fields, None).is_err());
         headers.insert("mcp-name", "echo".parse().unwrap());
-        assert!(check_headers(&headers, "tools/call", &fields).is_ok());
+        assert!(check_headers(&headers, "tools/call", &fields, None).is_ok());
     }
 }

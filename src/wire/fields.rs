@@ -1,5 +1,5 @@
 //! The few fields inside `params` the bridge routes by (a progress token, the request a
-//! cancellation names, a resource URI, the 2026 revision's per-request metadata), read without
+//! cancellation names, a resource URI), read without
 //! building a tree, each with where it lies so it can be swapped in the raw bytes.
 
 use std::borrow::Cow;
@@ -29,8 +29,6 @@ pub struct Fields<'a> {
     pub name: Option<Cow<'a, str>>,
     /// Where `name`'s value (quotes included) lies in the message.
     pub name_span: Option<Range<usize>>,
-    /// `_meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28 requests).
-    pub protocol_version: Option<Cow<'a, str>>,
     /// `taskId` of `tasks/*` requests and `notifications/tasks/status`.
     pub task_id: Option<Cow<'a, str>>,
     /// A `task` member: the request asks the child to run it as a task.
@@ -176,15 +174,12 @@ impl<'a> Fields<'a> {
             raw: raw.get(),
             span: span_of(message, raw.get()),
         };
-        let (meta_token, protocol_version) = match members.get("_meta")? {
+        let meta_token = match members.get("_meta")? {
             Some(meta) => match Members::of(meta)? {
-                Some(meta) => (
-                    meta.id_like("progressToken")?,
-                    meta.string("io.modelcontextprotocol/protocolVersion")?,
-                ),
+                Some(meta) => meta.id_like("progressToken")?,
                 None => return Err(Unreadable::WrongType("_meta".into(), "an object")),
             },
-            None => (None, None),
+            None => None,
         };
         let top_token = members.id_like("progressToken")?;
         Ok(Fields {
@@ -193,7 +188,6 @@ impl<'a> Fields<'a> {
             uri: members.string("uri")?,
             name: members.string("name")?,
             name_span: members.get("name")?.map(|raw| span_of(message, raw.get())),
-            protocol_version,
             task_id: members.string("taskId")?,
             task_augmented: members.get("task")?.is_some(),
         })

@@ -19,6 +19,9 @@ pub struct Envelope {
     /// `params._meta` is there, with the protocol version and the client's capabilities that
     /// every request of the revision carries.
     pub complete: bool,
+    /// `_meta["io.modelcontextprotocol/protocolVersion"]`: the version the body names, which
+    /// the header must name too.
+    pub protocol_version: Option<String>,
     /// `_meta["io.modelcontextprotocol/clientCapabilities"]`, as written.
     pub capabilities: Option<Box<RawValue>>,
     /// `_meta["io.modelcontextprotocol/clientInfo"]`, as written.
@@ -63,12 +66,18 @@ impl Envelope {
         let complete = meta
             .as_ref()
             .is_some_and(|meta| meta.protocol_version.is_some() && meta.capabilities.is_some());
-        let (capabilities, client_info, log_level) = match meta {
-            Some(meta) => (meta.capabilities, meta.client_info, meta.log_level),
-            None => (None, None, None),
+        let (protocol_version, capabilities, client_info, log_level) = match meta {
+            Some(meta) => (
+                meta.protocol_version,
+                meta.capabilities,
+                meta.client_info,
+                meta.log_level,
+            ),
+            None => (None, None, None, None),
         };
         Self {
             complete,
+            protocol_version,
             capabilities,
             client_info,
             log_level,
