@@ -445,3 +445,43 @@ async fn a_server_started_ahead_is_the_one_lent_to_the_first_call_that_needs_one
     );
     bridge.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lent_server_whose_call_was_given_up_is_not_lent_again() {
+    let mut bridge = Bridge::fixture(&MODERN);
+    let http = Http::new();
+    let meta = json!({"arguments": {}, "_meta": capable_meta()});
+    let first = call_tool(&http, &bridge.url, &[], 1, "pid", meta.clone()).await;
+    let lent_pid: i32 = tool_text(&answer_of(&first)).parse().expect("a pid");
+    // The same server takes the next call, which its client gives up on mid-way.
+    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "sleep", "arguments": {"ms": 20000, "message": "given up"},
+        "_meta": capable_meta()}});
+    let connection = support::raw_post(
+        &bridge.url,
+        &[
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "sleep"),
+        ],
+        &body.to_string(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    drop(connection);
+    // The child may still be busy with that call, or speak of it: it serves no one again.
+    let deadline = std::time::Instant::now() + secs(15);
+    while support::is_alive(lent_pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server of a given-up call ({lent_pid}) was not stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let next = call_tool(&http, &bridge.url, &[], 3, "pid", meta).await;
+    let next_pid: i32 = tool_text(&answer_of(&next)).parse().expect("a pid");
+    assert_ne!(next_pid, lent_pid);
+    bridge.stop();
+}

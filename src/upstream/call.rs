@@ -120,6 +120,8 @@ pub struct Call {
     /// whose result carries them.
     pub(super) stateless: Option<Option<stateless::CacheHint>>,
     pub(super) _permit: OwnedSemaphorePermit,
+    /// The child answered it (rather than the call failing, timing out or being cancelled).
+    pub(super) answered: bool,
 }
 
 impl Call {
@@ -128,6 +130,7 @@ impl Call {
             return Poll::Ready(match delivery {
                 Delivery::Related(message) => Step::Related(message),
                 Delivery::Answer(answer) => {
+                    self.answered = true;
                     let answer = answer.with_id(self.client_id.clone());
                     Step::Final(self.adapted(answer))
                 }
@@ -156,6 +159,11 @@ impl Call {
 
     pub async fn step(&mut self) -> Step {
         std::future::poll_fn(|cx| self.poll_step(cx)).await
+    }
+
+    /// Whether the child answered the call: it is done with it.
+    pub fn answered(&self) -> bool {
+        self.answered
     }
 
     /// From now on the call answers the client's request `client_id` (a 2026-07-28 retry

@@ -243,6 +243,19 @@ impl Steps for RoundCall {
     }
 }
 
+impl Drop for RoundCall {
+    fn drop(&mut self) {
+        // A call its child did not finish (cancelled, timed out, its client gone) may still be
+        // running there, and what the child says about it next would reach the next call it is
+        // lent to: that server is not lent again.
+        let unfinished = self.call.as_ref().is_some_and(|call| !call.answered());
+        if unfinished && let Some(loan) = self.loan.take() {
+            drop(self.call.take());
+            loan.abandon();
+        }
+    }
+}
+
 impl RoundCall {
     pub fn new(
         call: Call,

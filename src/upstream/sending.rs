@@ -183,6 +183,7 @@ impl Upstream {
                 stateless::CacheHint::applies_to(method).then_some(stateless::CacheHint::NONE)
             }),
             _permit: permit,
+            answered: false,
         })
     }
 }
