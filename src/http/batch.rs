@@ -23,7 +23,7 @@ enum Entry {
     /// Known already: an error, or the bridge's own answer.
     Ready(Bytes),
     /// To be read from the child.
-    Pending(Call),
+    Pending(Box<Call>),
 }
 
 pub async fn post(
@@ -100,7 +100,7 @@ pub async fn post(
         // event stream.
         match messages::in_session(upstream, &session, &message, &element, false).await {
             Handled::Answered(answer) => entries.push(Entry::Ready(answer)),
-            Handled::Call(call) => entries.push(Entry::Pending(call)),
+            Handled::Call(call) => entries.push(Entry::Pending(Box::new(call))),
             Handled::Refused(refusal) => entries.push(Entry::Ready(refusal.message)),
             Handled::Accepted => {}
         }
