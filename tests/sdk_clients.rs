@@ -91,6 +91,19 @@ fn python_sdk_2_speaks_the_stateless_revision_after_server_discover_when_offered
 }
 
 #[test]
+fn the_python_sdk_2_in_2026_07_28_answers_server_everythings_own_requests() {
+    let server = server_everything();
+    let mut bridge = bridge_for(&as_strs(&server));
+    let out = run_client(
+        Sdk::Python2,
+        &bridge.url,
+        &["everything-requests", "py2-2026"],
+    );
+    assert!(out.contains("protocol=2026-07-28"), "{out}");
+    bridge.stop();
+}
+
+#[test]
 fn every_sdk_works_through_server_everything() {
     let server = server_everything();
     let mut bridge = bridge_for(&as_strs(&server));

@@ -567,6 +567,44 @@ async def sc_server_request(url: str, opts: argparse.Namespace, args: list[str])
         return f"sdk={SDK} protocol={conn.protocol} kind={kind} child_request_id={response['id']}"
 
 
+async def sc_everything_requests(url: str, opts: argparse.Namespace, args: list[str]) -> str:
+    """server-everything's own tools that ask the client: sampling, elicitation, roots."""
+    need(args, 1, "everything-requests TAG")
+    tag = args[0]
+    answer = f"answered by {SDK} {tag}"
+    root_uri = f"file:///tmp/everything-root/{tag}"
+    calls: list[str] = []
+
+    async def sampling(context: Any, params: Any) -> Any:
+        calls.append("sampling")
+        return mtypes.CreateMessageResult.model_validate(
+            {"role": "assistant", "content": {"type": "text", "text": answer}, "model": "test-model",
+             "stopReason": "endTurn"}
+        )
+
+    async def elicitation(context: Any, params: Any) -> Any:
+        calls.append("elicitation")
+        return mtypes.ElicitResult.model_validate({"action": "decline"})
+
+    async def roots(context: Any) -> Any:
+        calls.append("roots")
+        return mtypes.ListRootsResult.model_validate({"roots": [{"uri": root_uri, "name": tag}]})
+
+    cb = Callbacks()
+    cb.sampling, cb.elicitation, cb.roots = sampling, elicitation, roots
+    async with connect(url, opts, cb) as conn:
+        announce(conn)
+        sampled = tool_text(await conn.call_tool("trigger-sampling-request", {"prompt": "hi", "maxTokens": 5}))
+        expect_in(sampled, answer, "trigger-sampling-request")
+        elicited = tool_text(await conn.call_tool("trigger-elicitation-request", {}))
+        expect_in(elicited.lower(), "decline", "trigger-elicitation-request")
+        listed = tool_text(await conn.call_tool("get-roots-list", {}))
+        expect_in(listed, root_uri, "get-roots-list")
+        if sorted(calls) != ["elicitation", "roots", "sampling"]:
+            raise Failure(f"expected each callback to run once, ran: {calls}")
+        return f"sdk={SDK} protocol={conn.protocol} asked={','.join(calls)} tag={tag}"
+
+
 async def sc_list_changed(url: str, opts: argparse.Namespace, args: list[str]) -> str:
     need(args, 0, "list-changed")
     seen: list[str] = []
@@ -1012,6 +1050,7 @@ SCENARIOS = {
     "progress-own": sc_progress_own,
     "server-request": sc_server_request,
     "list-changed": sc_list_changed,
+    "everything-requests": sc_everything_requests,
     "logging": sc_logging,
     "subscribe": sc_subscribe,
     "cancel-call": sc_cancel_call,
