@@ -617,3 +617,30 @@ async fn a_session_deleted_with_a_dropped_stream_has_that_call_cancelled_at_once
     );
     bridge.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_resumes_while_the_bridge_still_holds_the_old_connection_takes_the_stream_over()
+ {
+    let mut bridge = bridge(&[]);
+    let http = Http::new();
+    let session = session_of(&http, &bridge.url, "2025-11-25").await;
+    let observer = Session::open(&http, &bridge.url).await;
+    let (steps, id, token, tag) = (8, 13, "tok-over", "taken-over");
+    let body = progress_call(id, tag, steps, 300, token);
+    let mut post = OwnConnection::post(&bridge.url, &session.id, body).await;
+    let stream = post.read_priming_and_first_progress().await;
+    let child_id = child_id_of(&observer, tag).await;
+    // The client gave up on that connection without closing it (as the suite's reader does
+    // after a while): its GET takes the stream.
+    let items = resume(&http, &bridge.url, &session.id, &format!("{stream}-1")).await;
+    assert_resumed(&items, stream, 1, steps, id, token);
+    assert_never_cancelled(&observer, tag, &child_id).await;
+    // The old connection's stream ended, with nothing after what it had sent.
+    let rest = tokio::time::timeout(secs(5), post.body.frame()).await;
+    assert!(
+        matches!(rest, Ok(None)),
+        "the connection the stream left ends: {:?}",
+        rest.map(|frame| frame.map(|f| f.map(|f| f.into_data().ok())))
+    );
+    bridge.stop();
+}

@@ -1,8 +1,8 @@
 //! A 2025-11-25 session's answer as a resumable SSE stream: a priming event (an id, a `retry`
-//! hint, no data) first, every event numbered `STREAM-N`; when the client drops the
-//! connection before the answer went out, the call lives on, kept with the events sent, and the
-//! client's GET with `Last-Event-ID: STREAM-N` replays what came after N and goes on with the
-//! call.
+//! hint, no data) first, every event numbered `STREAM-N`. The client's GET with
+//! `Last-Event-ID: STREAM-N` takes the stream over, from a connection that went away (the call
+//! lived on, kept with the events sent) or from one the bridge still holds open (the client
+//! gave up on it): what came after N is replayed and the call goes on there.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -16,7 +16,8 @@ use hyper::body::Frame;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::sse::KEEP_ALIVE;
-use crate::upstream::resumable::{Dropped, KEPT_BYTES, KEPT_EVENTS, Resumable};
+use crate::sync::Lock;
+use crate::upstream::resumable::{Resumable, StreamSlot, StreamState};
 use crate::upstream::{Call, Session, Step};
 
 /// How long a client waits before reconnecting to a stream that broke (the SSE `retry` field).
@@ -43,18 +44,9 @@ impl LastEvent {
 }
 
 pub struct ResumableAnswer {
-    call: Option<Call>,
-    session: Arc<Session>,
+    slot: Arc<StreamSlot>,
     kept: Arc<Resumable>,
     stream: u64,
-    next: u64,
-    /// Events sent, kept for a resume.
-    sent: VecDeque<(u64, Bytes)>,
-    sent_bytes: usize,
-    /// Frames to send, with their event number (none for the priming event and comments).
-    unsent: VecDeque<(Option<u64>, Bytes)>,
-    /// The answer was read from the call.
-    finished: bool,
     /// Everything, the answer included, went out.
     done: bool,
     keep_alive: Interval,
@@ -70,95 +62,62 @@ impl ResumableAnswer {
         keep_alive: Duration,
     ) -> Self {
         let stream = kept.new_stream();
-        let mut this = Self {
-            call: Some(call),
+        let mut state = StreamState {
+            call,
             session,
-            kept,
-            stream,
-            next: 1,
             sent: VecDeque::new(),
             sent_bytes: 0,
             unsent: VecDeque::new(),
+            next: 1,
             finished: false,
-            done: false,
-            keep_alive: keep_alive_timer(keep_alive),
         };
         let priming = format!("id: {stream}-0\nretry: {RETRY_MS}\ndata: \n\n");
-        this.unsent.push_back((None, Bytes::from(priming)));
+        state.unsent.push_back((None, Bytes::from(priming)));
         if let Some(message) = first {
-            this.push_event(&message);
+            push_event(&mut state, stream, &message);
         }
-        this
+        Self::carrying(stream, state, kept, keep_alive)
     }
 
-    /// A dropped stream resumed by its client, which last got event `after`.
+    /// A stream taken back by its client, which last got event `after`.
     pub fn resumed(
         stream: u64,
         after: u64,
-        dropped: Dropped,
+        state: StreamState,
         kept: Arc<Resumable>,
         keep_alive: Duration,
     ) -> Self {
-        let Dropped {
-            call,
-            session,
-            sent,
-            unsent,
-            next,
-            finished,
-        } = dropped;
-        let replay = sent
-            .into_iter()
-            .filter(|(number, _)| *number > after)
-            .map(|(number, frame)| (Some(number), frame))
-            .collect();
-        let mut this = Self {
-            call: Some(call),
-            session,
+        Self::carrying(stream, state.resumed_after(after), kept, keep_alive)
+    }
+
+    fn carrying(
+        stream: u64,
+        state: StreamState,
+        kept: Arc<Resumable>,
+        keep_alive: Duration,
+    ) -> Self {
+        let slot = StreamSlot::new(state);
+        kept.carried(stream, &slot);
+        Self {
+            slot,
             kept,
             stream,
-            next,
-            sent: VecDeque::new(),
-            sent_bytes: 0,
-            unsent: replay,
-            finished,
             done: false,
             keep_alive: keep_alive_timer(keep_alive),
-        };
-        // Messages read but never sent go after the replay, under new numbers.
-        for message in unsent {
-            this.push_event(&message);
-        }
-        this
-    }
-
-    fn push_event(&mut self, message: &[u8]) {
-        let number = self.next;
-        self.next += 1;
-        self.unsent
-            .push_back((Some(number), self.event(number, message)));
-    }
-
-    fn event(&self, number: u64, message: &[u8]) -> Bytes {
-        let mut event = BytesMut::with_capacity(message.len() + 64);
-        event.put_slice(b"id: ");
-        event.put_slice(format!("{}-{number}", self.stream).as_bytes());
-        event.put_slice(b"\nevent: message\ndata: ");
-        event.put_slice(message);
-        event.put_slice(b"\n\n");
-        event.freeze()
-    }
-
-    fn remember(&mut self, number: u64, frame: &Bytes) {
-        self.sent_bytes += frame.len();
-        self.sent.push_back((number, frame.clone()));
-        while self.sent.len() > KEPT_EVENTS || (self.sent_bytes > KEPT_BYTES && self.sent.len() > 1)
-        {
-            if let Some((_, old)) = self.sent.pop_front() {
-                self.sent_bytes -= old.len();
-            }
         }
     }
+}
+
+fn push_event(state: &mut StreamState, stream: u64, message: &[u8]) {
+    let number = state.next;
+    state.next += 1;
+    let mut event = BytesMut::with_capacity(message.len() + 64);
+    event.put_slice(b"id: ");
+    event.put_slice(format!("{stream}-{number}").as_bytes());
+    event.put_slice(b"\nevent: message\ndata: ");
+    event.put_slice(message);
+    event.put_slice(b"\n\n");
+    state.unsent.push_back((Some(number), event.freeze()));
 }
 
 fn keep_alive_timer(period: Duration) -> Interval {
@@ -170,33 +129,15 @@ fn keep_alive_timer(period: Duration) -> Interval {
 impl Drop for ResumableAnswer {
     fn drop(&mut self) {
         if self.done {
+            self.kept.finished(self.stream);
             return;
         }
-        let Some(call) = self.call.take() else {
+        // Taken over by a resume: the stream is another connection's now.
+        let Some(state) = self.slot.state.locked().take() else {
             return;
         };
-        // Frames not sent yet are kept as bare messages; a resume numbers them anew.
-        let unsent = self
-            .unsent
-            .drain(..)
-            .filter_map(|(number, frame)| number.map(|_| message_of_event(&frame)))
-            .collect();
-        let dropped = Dropped {
-            call,
-            session: self.session.clone(),
-            sent: std::mem::take(&mut self.sent),
-            unsent,
-            next: self.next,
-            finished: self.finished,
-        };
-        self.kept.keep(self.stream, dropped);
+        self.kept.keep(self.stream, state);
     }
-}
-
-/// The message of one numbered event frame, rebuilt from the frame.
-fn message_of_event(frame: &Bytes) -> Bytes {
-    let start = memchr::memmem::find(frame, b"data: ").map_or(0, |at| at + b"data: ".len());
-    frame.slice(start..frame.len().saturating_sub(2).max(start))
 }
 
 impl hyper::body::Body for ResumableAnswer {
@@ -208,28 +149,31 @@ impl hyper::body::Body for ResumableAnswer {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
+        this.slot.carried_by(cx.waker());
+        let mut carried = this.slot.state.locked();
+        // The client took the stream back on another connection: this one ends.
+        let Some(state) = carried.as_mut() else {
+            return Poll::Ready(None);
+        };
         loop {
-            if let Some((number, frame)) = this.unsent.pop_front() {
+            if let Some((number, frame)) = state.unsent.pop_front() {
                 if let Some(number) = number {
-                    this.remember(number, &frame);
+                    state.remember(number, &frame);
                 }
                 return Poll::Ready(Some(Ok(Frame::data(frame))));
             }
-            if this.finished {
+            if state.finished {
                 this.done = true;
                 return Poll::Ready(None);
             }
-            let Some(call) = this.call.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match call.poll_step(cx) {
+            match state.call.poll_step(cx) {
                 Poll::Ready(Step::Related(message)) => {
-                    this.push_event(&message);
+                    push_event(state, this.stream, &message);
                     this.keep_alive.reset();
                 }
                 Poll::Ready(Step::Final(chunks)) => {
-                    this.push_event(&chunks.concat());
-                    this.finished = true;
+                    push_event(state, this.stream, &chunks.concat());
+                    state.finished = true;
                 }
                 Poll::Ready(Step::LongRunning) => {}
                 Poll::Pending => {
@@ -258,11 +202,5 @@ mod tests {
         );
         assert_eq!(LastEvent::parse(" 7 "), Some(LastEvent::Session(7)));
         assert_eq!(LastEvent::parse("x-1"), None);
-    }
-
-    #[test]
-    fn an_unsent_frame_gives_back_its_message() {
-        let frame = Bytes::from_static(b"id: 1-2\nevent: message\ndata: {\"a\":1}\n\n");
-        assert_eq!(message_of_event(&frame), Bytes::from_static(b"{\"a\":1}"));
     }
 }
