@@ -553,16 +553,35 @@ async def check_list_changed(client: Modern) -> tuple[bool, str]:
     return True, "message handler"
 
 
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie not yet reaped by its guard counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
 async def check_cancelled(client: Modern, name: str) -> tuple[bool, str]:
-    """Gives up on a 20 s `sleep`, then finds the call among the child's requests (by its tag)
-    and its id among the cancellations the child got. A 2026 call of a client that answers the
-    server's requests runs on a server lent to it, which the next calls get back; several at
-    once reach the other lent servers too, when the first ones found none."""
+    """Gives up on a 20 s `sleep`, then sees the call end in the server: the server lent to it
+    stopped (a 2026 call of a client that answers the server's requests), or the call's id
+    among the cancellations the child got (found among its requests by its tag)."""
     tag = f"cancel-{name}-{uuid.uuid4().hex[:8]}"
+    # The server the next call runs on: a lent server goes back to its pool after a call, and
+    # one whose call was given up is stopped rather than lent again.
+    ran_on = int(await client.call("pid", {}))
     await asyncio.wait_for(client.give_up("sleep", {"ms": 20000, "message": tag}), 10)
     width, child_id, cancelled = 1, None, []
     deadline = asyncio.get_running_loop().time() + 10
     while asyncio.get_running_loop().time() < deadline:
+        if not process_alive(ran_on):
+            return True, f"the lent server that ran it (pid {ran_on}) was stopped"
         for seen in await asyncio.gather(*(client.call("requests_seen", {}) for _ in range(width))):
             for request in json.loads(seen):
                 if (request.get("arguments") or {}).get("message") == tag:
