@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper::body::Frame;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::Interval;
 
-use super::sse::KEEP_ALIVE;
+use super::sse::{KEEP_ALIVE, keep_alive_timer};
 use crate::sync::Lock;
 use crate::upstream::resumable::{Resumable, StreamSlot, StreamState};
 use crate::upstream::{Call, Session, Step};
@@ -118,12 +118,6 @@ fn push_event(state: &mut StreamState, stream: u64, message: &[u8]) {
     event.put_slice(message);
     event.put_slice(b"\n\n");
     state.unsent.push_back((Some(number), event.freeze()));
-}
-
-fn keep_alive_timer(period: Duration) -> Interval {
-    let mut timer = tokio::time::interval_at(Instant::now() + period, period);
-    timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    timer
 }
 
 impl Drop for ResumableAnswer {

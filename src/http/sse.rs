@@ -41,7 +41,8 @@ pub fn message_event(chunks: Vec<Bytes>) -> impl Iterator<Item = Bytes> {
         .chain(std::iter::once(Bytes::from_static(b"\n\n")))
 }
 
-fn keep_alive_timer(period: Duration) -> Interval {
+/// A timer that ticks `period` after the last reset: when a quiet stream owes a keep-alive.
+pub fn keep_alive_timer(period: Duration) -> Interval {
     let mut timer = tokio::time::interval_at(Instant::now() + period, period);
     timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
     timer

@@ -15,11 +15,11 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use hyper::body::Frame;
 use serde_json::value::RawValue;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::Interval;
 
 use super::body::Body;
 use super::reply::{Accepts, refused, rpc_error};
-use super::sse::{self, KEEP_ALIVE};
+use super::sse::{self, KEEP_ALIVE, keep_alive_timer};
 use crate::session::events::EventReceiver;
 use crate::upstream::{Session, Upstream};
 use crate::wire::jsonrpc::{Id, code};
@@ -68,12 +68,6 @@ pub async fn listen(
         keep_alive: keep_alive_timer(keep_alive),
         ended: false,
     }))
-}
-
-fn keep_alive_timer(period: Duration) -> Interval {
-    let mut timer = tokio::time::interval_at(Instant::now() + period, period);
-    timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    timer
 }
 
 /// One subscription's stream.
