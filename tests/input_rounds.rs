@@ -269,8 +269,8 @@ async fn a_client_that_answers_nothing_stays_on_the_shared_server() {
     )
     .await;
     assert_eq!(tool_text(&answer_of(&warm)), "warm");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = support::descendants_of(bridge.pid()).len();
+    // The spare server the first 2026 request starts ahead is up once the count holds still.
+    let before = settled_process_count(&bridge).await;
     let reply = call_tool(
         &http,
         &bridge.url,
@@ -484,4 +484,19 @@ async fn a_lent_server_whose_call_was_given_up_is_not_lent_again() {
     let next_pid: i32 = tool_text(&answer_of(&next)).parse().expect("a pid");
     assert_ne!(next_pid, lent_pid);
     bridge.stop();
+}
+
+/// How many processes the bridge runs once that number has held for half a second (a server
+/// started ahead of need may still be starting), up to 10 s.
+async fn settled_process_count(bridge: &Bridge) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut count = support::descendants_of(bridge.pid()).len();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = support::descendants_of(bridge.pid()).len();
+        if now == count || std::time::Instant::now() > deadline {
+            return now;
+        }
+        count = now;
+    }
 }

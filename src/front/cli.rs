@@ -98,6 +98,18 @@ pub struct Cli {
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub startup_timeout: u64,
 
+    /// Start the server on the first request that needs it rather than at start-up. Until
+    /// then it is "sleeping" (ready: /readyz answers 200); the first initialize waits for it.
+    #[arg(long)]
+    pub lazy: bool,
+
+    /// Seconds without sessions, requests or open streams after which the server is stopped
+    /// ("sleeping") until a request needs it again. initialize and tools/list are still
+    /// answered at once from what the server said before; a tool call waits for the restart
+    /// (up to --startup-timeout). Off by default.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub idle_timeout: Option<Duration>,
+
     /// Seconds to let open requests finish after SIGINT/SIGTERM, and then to wait for the server
     /// at each step of stopping it (stdin closed, then SIGTERM, then SIGKILL).
     #[arg(long, default_value_t = 10, value_name = "SECS")]

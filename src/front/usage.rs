@@ -107,6 +107,8 @@ impl Cli {
         config.server.startup_timeout = Duration::from_secs(self.startup_timeout);
         config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
         config.server.restart = self.restart;
+        config.server.lazy = self.lazy;
+        config.server.idle_timeout = self.idle_timeout;
         config.server.request_timeout = self.request_timeout;
         config.max_body_bytes = self.max_body;
         config.max_connections = self.max_connections;

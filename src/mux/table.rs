@@ -71,6 +71,11 @@ impl<O> Mux<O> {
     }
 
     /// Reserves a bridge id and the inbox where what the child says about it will arrive.
+    /// How many bridge ids were issued so far: it moves whenever a request is sent.
+    pub fn issued(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed)
+    }
+
     pub fn register(self: &Arc<Self>, origin: O, can_stream: bool) -> Ticket<O> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let inbox = Arc::new(Inbox::default());

@@ -201,6 +201,7 @@ impl Bridge {
         let mut gauges = ServerGauges {
             server: self.name.clone(),
             up: status.state == "ready",
+            sleeping: status.state == "sleeping",
             restarts: status.restarts,
             ..ServerGauges::default()
         };

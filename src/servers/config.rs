@@ -48,6 +48,8 @@ struct Entry {
     server_per_session: Option<PerSessionName>,
     max_children: Option<usize>,
     restart: Option<RestartName>,
+    lazy: Option<bool>,
+    idle_timeout: Option<f64>,
     startup_timeout: Option<f64>,
     request_timeout: Option<f64>,
     session_ttl: Option<f64>,
@@ -294,6 +296,8 @@ fn settings(
             Some(RestartName::Never) => RestartPolicy::Never,
             None => defaults.restart,
         },
+        lazy: entry.lazy.unwrap_or(defaults.lazy),
+        idle_timeout: seconds("idleTimeout", entry.idle_timeout)?.or(defaults.idle_timeout),
         startup_timeout: seconds("startupTimeout", entry.startup_timeout)?
             .unwrap_or(defaults.startup_timeout),
         request_timeout: seconds("requestTimeout", entry.request_timeout)?
@@ -336,6 +340,8 @@ mod tests {
             },
             path: "/mcp".into(),
             restart: RestartPolicy::OnFailure,
+            lazy: false,
+            idle_timeout: None,
             startup_timeout: Duration::from_secs(120),
             request_timeout: None,
             max_message_bytes: 1024,

@@ -150,7 +150,8 @@ impl Gateway {
         let mut states = serde_json::Map::new();
         for bridge in servers.iter() {
             let status = bridge.status();
-            ready &= status.state == "ready";
+            // A sleeping server starts on the request that needs it.
+            ready &= matches!(status.state, "ready" | "sleeping");
             let mut state = json!({
                 "state": status.state,
                 "restarts": status.restarts,

@@ -122,6 +122,7 @@ pub struct Metrics {
     sessions: Family<ServerLabels, Gauge>,
     restarts: Family<ServerLabels, Counter>,
     up: Family<ServerLabels, Gauge>,
+    sleeping: Family<ServerLabels, Gauge>,
     taken_up: Family<ServerLabels, Counter>,
     session_servers: Family<ServerLabels, Gauge>,
     undelivered: Family<KindLabels, Counter>,
@@ -152,6 +153,7 @@ impl Metrics {
         let sessions = Family::<ServerLabels, Gauge>::default();
         let restarts = Family::<ServerLabels, Counter>::default();
         let up = Family::<ServerLabels, Gauge>::default();
+        let sleeping = Family::<ServerLabels, Gauge>::default();
         let taken_up = Family::<ServerLabels, Counter>::default();
         let session_servers = Family::<ServerLabels, Gauge>::default();
         let undelivered = Family::<KindLabels, Counter>::default();
@@ -184,6 +186,11 @@ impl Metrics {
             "child_up",
             "1 when the server's child has completed its handshake and serves",
             up.clone(),
+        );
+        registry.register(
+            "child_sleeping",
+            "1 when the server sleeps: no child runs until a request needs one (lazy, idleTimeout)",
+            sleeping.clone(),
         );
         registry.register(
             "sessions_taken_up",
@@ -230,6 +237,7 @@ impl Metrics {
             sessions,
             restarts,
             up,
+            sleeping,
             taken_up,
             session_servers,
             undelivered,
@@ -274,6 +282,9 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(server.sessions as i64);
             self.up.get_or_create(&labels).set(i64::from(server.up));
+            self.sleeping
+                .get_or_create(&labels)
+                .set(i64::from(server.sleeping));
             raise_to(&self.restarts.get_or_create(&labels), server.restarts);
             raise_to(&self.taken_up.get_or_create(&labels), server.taken_up);
             self.session_servers
@@ -329,6 +340,8 @@ pub struct ServerGauges {
     pub sessions: usize,
     /// Its child has completed its handshake and serves.
     pub up: bool,
+    /// No child runs until a request needs one.
+    pub sleeping: bool,
     pub restarts: u64,
     /// Sessions signed elsewhere taken up here so far.
     pub taken_up: u64,
@@ -459,6 +472,7 @@ mod tests {
             in_flight: 3,
             sessions: 7,
             up: true,
+            sleeping: false,
             restarts: 2,
             taken_up: 5,
             session_servers: 1,
@@ -487,6 +501,7 @@ mod tests {
             r#"mcp_bridge_tenants{server="time"} 4"#,
             r#"mcp_bridge_tenants_evicted_total{server="time"} 1"#,
             r#"mcp_bridge_child_up{server="files"} 0"#,
+            r#"mcp_bridge_child_sleeping{server="time"} 0"#,
             r#"mcp_bridge_sessions{server="files"} 0"#,
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");

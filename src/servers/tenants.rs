@@ -336,6 +336,10 @@ impl Tenants {
     async fn start(self: &Arc<Self>, identity: Identity) -> Arc<Tenant> {
         let mut settings = self.base.clone();
         settings.tenancy = None;
+        // A tenant's server starts on its tenant's first request and stops when idle for
+        // tenantIdle: the pool does what lazy and idleTimeout do for one server.
+        settings.lazy = false;
+        settings.idle_timeout = None;
         settings.name = format!("{}/{}", self.base.name, identity.name);
         settings.child.label = Some(settings.name.clone());
         settings.child.env.extend(

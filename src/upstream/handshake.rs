@@ -17,7 +17,8 @@ use crate::wire::versions;
 #[derive(Debug)]
 pub struct Serving {
     pub child: Child,
-    pub hello: InitializeCache,
+    /// Shared: it outlives the child when the server sleeps.
+    pub hello: Arc<InitializeCache>,
 }
 
 /// Why a child did not get to serve.
@@ -59,7 +60,10 @@ pub async fn start<O: Default>(
 ) -> Result<Serving, StartError> {
     let child = Child::spawn(startup.command, startup.limits, listener)?;
     match initialize(&child, mux, startup.timeout).await {
-        Ok(hello) => Ok(Serving { child, hello }),
+        Ok(hello) => Ok(Serving {
+            child,
+            hello: Arc::new(hello),
+        }),
         Err(e) => {
             child.shutdown(Duration::from_secs(2)).await;
             Err(e)

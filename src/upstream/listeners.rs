@@ -24,12 +24,12 @@ pub struct Listening {
 impl Upstream {
     /// Opens a subscription for `filter`.
     pub async fn listen(&self, filter: &ListenFilter, id: &Id<'_>) -> Result<Listening, Refused> {
-        let serving = self
+        let hello = self
             .supervisor
-            .serving(self.wait_for_restart)
+            .hello(self.wait_for_restart)
             .await
             .map_err(|reason| child_gone(id, &reason))?;
-        let honored = filter.honored(serving.hello.announces());
+        let honored = filter.honored(hello.announces());
         let session = self.sessions.create(NewSession {
             protocol_version: STATELESS_VERSION,
             client: ClientCapabilities::default(),

@@ -70,13 +70,13 @@ impl Upstream {
         hello: ClientHello,
         opening: Opening<'_>,
     ) -> Result<(Vec<Bytes>, Arc<Session>), Refused> {
-        let serving = self
+        let handshake = self
             .supervisor
-            .serving(self.wait_for_restart)
+            .hello(self.wait_for_restart)
             .await
             .map_err(|reason| child_gone(initialize.id, &reason))?;
         let requested = versions::requested_version(initialize.params);
-        let (answer, version) = serving.hello.answer(
+        let (answer, version) = handshake.answer(
             initialize.id.raw,
             requested.as_deref(),
             self.settings.max_protocol_version,
@@ -210,15 +210,12 @@ impl Upstream {
     /// The answer to `server/discover`: the versions the bridge speaks and what the shared
     /// child offers.
     pub async fn discover(&self, id: &Id<'_>) -> Result<Bytes, Refused> {
-        let serving = self
+        let hello = self
             .supervisor
-            .serving(self.wait_for_restart)
+            .hello(self.wait_for_restart)
             .await
             .map_err(|reason| child_gone(id, &reason))?;
-        Ok(jsonrpc::result_response(
-            id.raw,
-            serving.hello.discover_result(),
-        ))
+        Ok(jsonrpc::result_response(id.raw, hello.discover_result()))
     }
 }
 

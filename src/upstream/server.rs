@@ -127,6 +127,7 @@ impl Upstream {
             startup_timeout: settings.startup_timeout,
             restart: settings.restart,
             check_only: settings.server_per_session == ServerPerSession::Always,
+            lazy: settings.lazy,
         };
         let (supervisor, supervision) = match start {
             Start::Wait => Supervisor::start(spec, router.clone()).await?,
@@ -166,7 +167,12 @@ impl Upstream {
             tokio::spawn(async move { nudge_long_calls(upstream).await })
         };
         let tool_check = tokio::spawn(upstream.clone().warn_of_unknown_tools());
-        *upstream.housekeeping.locked() = vec![expiry, nudger, tool_check];
+        let mut housekeeping = vec![expiry, nudger, tool_check];
+        if let Some(idle) = upstream.settings.idle_timeout {
+            let upstream = Arc::downgrade(&upstream);
+            housekeeping.push(tokio::spawn(sleep_when_idle(upstream, idle)));
+        }
+        *upstream.housekeeping.locked() = housekeeping;
         Ok((upstream, supervision))
     }
 
@@ -203,6 +209,18 @@ impl Upstream {
         self.settings
             .max_in_flight
             .saturating_sub(self.in_flight.available_permits())
+    }
+
+    /// Whether nothing needs the shared child: no session (a listen stream and a server lent
+    /// to a call are sessions too), no request waiting on a child, no call parked for its
+    /// client's input.
+    fn is_idle(&self) -> bool {
+        self.sessions.count() == 0 && self.requests_in_flight() == 0 && self.rounds.parked() == 0
+    }
+
+    /// Whether the shared child sleeps (no child runs until a request needs one).
+    pub fn is_sleeping(&self) -> bool {
+        self.supervisor.is_sleeping()
     }
 
     /// Whether the stateless 2026-07-28 revision is offered: when asked for, and never with a
@@ -275,6 +293,45 @@ impl Upstream {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.stop().await;
+    }
+}
+
+/// Puts the shared child to sleep once the server has had no session, no request and no call
+/// waiting for its client's input for `idle`, for as long as the server runs. A request seen
+/// between two looks (a bridge id issued) counts as activity, however short it was.
+async fn sleep_when_idle(upstream: std::sync::Weak<Upstream>, idle: Duration) {
+    let period = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_busy = Instant::now();
+    let mut issued = 0;
+    loop {
+        ticker.tick().await;
+        let Some(upstream) = upstream.upgrade() else {
+            return;
+        };
+        let now_issued = upstream.router.mux.issued();
+        if std::mem::replace(&mut issued, now_issued) != now_issued || !upstream.is_idle() {
+            last_busy = Instant::now();
+            continue;
+        }
+        if last_busy.elapsed() < idle || upstream.is_draining() {
+            continue;
+        }
+        let Some(asleep) = upstream.supervisor.fall_asleep() else {
+            continue;
+        };
+        tracing::info!(server = %upstream.settings.name, "the MCP server was idle for {idle:?}: stopping it until a request needs it");
+        if let Some(spare) = upstream.isolation.as_ref().and_then(Isolation::stop_spare) {
+            spare.child.shutdown(upstream.grace).await;
+        }
+        // A request that took the child a moment before it was put to sleep is answered first.
+        let deadline = Instant::now() + upstream.grace;
+        while upstream.requests_in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        asleep.child.shutdown(upstream.grace).await;
+        last_busy = Instant::now();
     }
 }
 

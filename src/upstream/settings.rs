@@ -18,6 +18,11 @@ pub struct ServerSettings {
     /// The Streamable HTTP endpoint; the legacy SSE endpoints sit beside it.
     pub path: String,
     pub restart: RestartPolicy,
+    /// Start the child on the first request that needs it, not at start-up.
+    pub lazy: bool,
+    /// Stop the child after this long with no sessions and no requests; the next request
+    /// starts it again.
+    pub idle_timeout: Option<Duration>,
     pub startup_timeout: Duration,
     pub request_timeout: Option<Duration>,
     pub max_message_bytes: usize,
@@ -82,6 +87,8 @@ impl ServerSettings {
             child,
             path: "/mcp".into(),
             restart: RestartPolicy::OnFailure,
+            lazy: false,
+            idle_timeout: None,
             startup_timeout: Duration::from_secs(120),
             request_timeout: None,
             max_message_bytes: 64 * 1024 * 1024,

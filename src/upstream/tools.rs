@@ -60,12 +60,17 @@ impl Upstream {
             Some(params) => serde_json::from_str::<Params>(params.get()).ok()?.cursor,
             None => None,
         };
-        let target = self.target_of(session).await.ok()?;
+        let own_server = session.is_some_and(|session| session.own_server().is_some());
+        // A listing at hand answers at once: a sleeping server is not woken for it.
+        let router = match self.router.catalog.current() {
+            Some(_) if !own_server => self.router.clone(),
+            _ => self.target_of(session).await.ok()?.router,
+        };
         let deadline = self
             .settings
             .request_timeout
             .map(|limit| tokio::time::Instant::now() + limit);
-        let listing = within_deadline(deadline, target.router.tools()).await;
+        let listing = within_deadline(deadline, router.tools()).await;
         let listing = match listing {
             Ok(Ok(listing)) => listing,
             Ok(Err(AskError::Timeout(_))) | Err(_) => {
@@ -86,7 +91,7 @@ impl Upstream {
         Some(if stateless {
             // The same list for every caller, unless callers bring servers of their own.
             let hint = stateless::CacheHint {
-                ttl_ms: target.router.catalog.fresh_for().as_millis() as u64,
+                ttl_ms: router.catalog.fresh_for().as_millis() as u64,
                 public: self.settings.tenancy.is_none(),
             };
             Bytes::from(stateless::adapt_answer(vec![answer], Some(hint)).concat())
@@ -186,9 +191,8 @@ impl Upstream {
         if self.settings.tools.is_empty() {
             return;
         }
-        let Ok(_) = self.supervisor.serving(self.wait_for_restart).await else {
-            return;
-        };
+        // A lazy server is not woken for it: the check waits for its first child.
+        self.supervisor.until_serving().await;
         let listing = match self.router.tools().await {
             Ok(listing) => listing,
             Err(e) => {
