@@ -90,6 +90,19 @@ fn processes_of(bridge: &Bridge) -> Vec<i32> {
     descendants_of(bridge.pid())
 }
 
+/// Waits until the bridge runs no process (its server and whatever that started are gone).
+async fn wait_for_no_processes(bridge: &Bridge) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_of(bridge).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        processes_of(bridge).is_empty(),
+        "the sleeping server's processes stopped: {:?}",
+        processes_of(bridge)
+    );
+}
+
 async fn pid_of(session: &Session) -> i32 {
     session.text("pid", json!({})).await.parse().expect("a pid")
 }
@@ -156,11 +169,7 @@ async fn an_idle_server_sleeps_and_answers_the_handshake_and_tool_list_without_w
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!is_alive(first_pid), "the idle child was stopped");
-    assert!(
-        processes_of(&bridge).is_empty(),
-        "{:?}",
-        processes_of(&bridge)
-    );
+    wait_for_no_processes(&bridge).await;
     assert!(
         bridge.log().contains("idle"),
         "the sleep is logged:\n{}",
@@ -301,15 +310,7 @@ async fn server_everything_sleeps_and_wakes() {
         assert!(echoed.contains(&format!("round {round}")), "{echoed}");
         delete(&http, &bridge, &session).await;
         wait_for_state(&http, &bridge, "sleeping", Duration::from_secs(15)).await;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !processes_of(&bridge).is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(
-            processes_of(&bridge).is_empty(),
-            "server-everything (node and all) stopped: {:?}",
-            processes_of(&bridge)
-        );
+        wait_for_no_processes(&bridge).await;
     }
 }
 
@@ -415,4 +416,30 @@ fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("mcp-bridge-idle-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[tokio::test]
+async fn a_sleeping_servers_tool_list_stands_while_it_sleeps() {
+    // The demo server does not announce list changes: awake, its listing is kept 10 s only.
+    let bridge = Bridge::start(&["--demo", "--idle-timeout", "1"]);
+    let http = Http::new();
+    let first = Session::open(&http, &bridge.url).await;
+    let listed_awake = first.request("tools/list", json!({})).await;
+    delete(&http, &bridge, &first).await;
+    wait_for_state(&http, &bridge, "sleeping", Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let second = Session::open(&http, &bridge.url).await;
+    let listed_asleep = second.request("tools/list", json!({})).await;
+    assert_eq!(listed_asleep["result"], listed_awake["result"]);
+    assert_eq!(only_state(&http, &bridge).await, "sleeping");
+    let (_, page) = get(&http, &format!("{}/status.json", base(&bridge))).await;
+    assert!(
+        page.contains(r#""name":"add""#),
+        "the status page lists its tools: {page}"
+    );
+    assert_eq!(
+        tool_text(&second.call("add", json!({"a": 2, "b": 40})).await),
+        "42"
+    );
+    assert_eq!(only_state(&http, &bridge).await, "ready");
 }

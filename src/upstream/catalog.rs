@@ -1,7 +1,8 @@
 //! A child's tools, listed once and kept until they change: every page read with the bridge's
 //! own `tools/list` requests (bounded in pages, bytes and time), one listing at a time however
 //! many sessions ask together, forgotten when the child says its list changed or a new child
-//! takes over. A child that never says so is listed again after a few seconds.
+//! takes over. A child that never says so is listed again after a few seconds, unless it was
+//! put to sleep: its last listing stands until a new child takes over.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,8 @@ pub struct Catalog {
     /// One listing at a time.
     listing: tokio::sync::Mutex<()>,
     announces_changes: AtomicBool,
+    /// The child is asleep: nothing can change its tools until a new child takes over.
+    held: AtomicBool,
 }
 
 impl Catalog {
@@ -37,6 +40,13 @@ impl Catalog {
     pub fn forget(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         *self.current.locked() = None;
+        self.held.store(false, Ordering::Relaxed);
+    }
+
+    /// Keeps the listing at hand until a new child takes over: its child was put to sleep
+    /// just after listing it.
+    pub fn hold(&self) {
+        self.held.store(true, Ordering::Relaxed);
     }
 
     /// Whether the child declared `tools.listChanged` (its listing is then kept until it
@@ -49,8 +59,9 @@ impl Catalog {
     pub fn current(&self) -> Option<Arc<Listing>> {
         let current = self.current.locked();
         let (listing, at) = current.as_ref()?;
-        let fresh =
-            self.announces_changes.load(Ordering::Relaxed) || at.elapsed() < FRESH_WITHOUT_NOTICE;
+        let fresh = self.held.load(Ordering::Relaxed)
+            || self.announces_changes.load(Ordering::Relaxed)
+            || at.elapsed() < FRESH_WITHOUT_NOTICE;
         fresh.then(|| listing.clone())
     }
 

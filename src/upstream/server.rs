@@ -325,6 +325,10 @@ async fn sleep_when_idle(upstream: std::sync::Weak<Upstream>, idle: Duration) {
         if let Some(spare) = upstream.isolation.as_ref().and_then(Isolation::stop_spare) {
             spare.child.shutdown(upstream.grace).await;
         }
+        // Listed fresh from the child going to sleep, its tools answer tools/list meanwhile.
+        if let Ok(Ok(_)) = tokio::time::timeout(upstream.grace, upstream.router.tools()).await {
+            upstream.router.catalog.hold();
+        }
         // A request that took the child a moment before it was put to sleep is answered first.
         let deadline = Instant::now() + upstream.grace;
         while upstream.requests_in_flight() > 0 && Instant::now() < deadline {
