@@ -83,7 +83,13 @@ impl Bridge {
     }
 
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Bridge {
-        let mut command = Command::new(BIN);
+        Self::start_program(Path::new(BIN), args, env)
+    }
+
+    /// Starts `PROGRAM --port 0 ARGS...`, a `mcp-bridge` installed elsewhere than the one cargo
+    /// built (the wheel's, in a venv), and waits for its ready line.
+    pub fn start_program(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Bridge {
+        let mut command = Command::new(program);
         command
             .args(["--port", "0"])
             .args(args)
@@ -91,7 +97,9 @@ impl Bridge {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut process = command.spawn().expect("start mcp-bridge");
+        let mut process = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
         let stderr = process.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
