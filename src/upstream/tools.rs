@@ -1,9 +1,11 @@
 //! The tools clients are shown, on the way through a server: `tools/list` answered from the
 //! child's cached listing in the form the session's client gets ([`View`]), `tools/call` of a
 //! tool the policy hides refused before it reaches the child (a renamed tool's call reaching it
-//! under the child's name), and a start-up warning for a policy that names a tool the child
+//! under the child's name), every `tools/call` recorded from its start to its end (see
+//! [`super::tool_calls`]), and a start-up warning for a policy that names a tool the child
 //! does not have.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,12 +15,13 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tracing::warn;
 
-use super::call::{Refused, Target};
+use super::call::{Outgoing, Refused, Target};
 use super::isolation::Session;
 use super::requests::AskError;
 use super::sending::within_deadline;
 use super::server::Upstream;
 use super::settings::RepairSchemas;
+use super::tool_calls::{AuditFacts, Audited, ToolCallRecord};
 use crate::tools::{CallDecision, Listing, View};
 use crate::wire::fields::Fields;
 use crate::wire::jsonrpc::{self, Id, code};
@@ -32,7 +35,54 @@ pub struct Rename {
     pub child_name: String,
 }
 
+/// What the bridge reads of a `tools/call`'s params to record it: leniently, since it only
+/// reports the call (the child judges params it cannot read).
+#[derive(serde::Deserialize)]
+struct CallParams<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
+}
+
 impl Upstream {
+    /// The record of `outgoing` if it is a `tools/call`, under the tool's name as the child
+    /// knows it.
+    pub(super) fn record_tool_call(&self, outgoing: &Outgoing<'_>) -> Option<ToolCallRecord> {
+        if outgoing.method != "tools/call" {
+            return None;
+        }
+        let params = outgoing
+            .params
+            .and_then(|params| serde_json::from_str::<CallParams<'_>>(params.get()).ok());
+        let called = params.as_ref().and_then(|p| p.name.as_deref());
+        let tool = called.map(|called| match self.settings.tools.call(called) {
+            CallDecision::Allowed(child_name) => child_name,
+            CallDecision::Hidden => called,
+        });
+        let sink = &self.tool_calls;
+        let audited = sink.audited();
+        let audit = (audited != Audited::Nothing).then(|| {
+            Box::new(AuditFacts {
+                sink: sink.clone(),
+                tool: tool.map(Box::from),
+                // A stateless request has no session of the client's (a lent server's is the
+                // bridge's own).
+                session: outgoing
+                    .session
+                    .as_ref()
+                    .filter(|_| outgoing.stateless.is_none())
+                    .map(|session| Box::from(session.id.as_str())),
+                arguments: params
+                    .as_ref()
+                    .and_then(|p| p.arguments)
+                    .filter(|_| audited == Audited::CallsWithArguments)
+                    .map(RawValue::to_owned),
+            })
+        });
+        Some(ToolCallRecord::start(sink.counter(tool), audit))
+    }
+
     /// How `session`'s client is shown the tools (a sessionless request: by `--repair-schemas`).
     pub fn view_of(&self, session: Option<&Arc<Session>>) -> View {
         match session {
