@@ -1,13 +1,14 @@
 //! Each `tools/call` from its start to its end, whichever way it goes (a session's, a
 //! stateless 2026-07-28 request's, one lent a server for input rounds, one kept for a resume):
 //! a [`ToolCallRecord`] made as the call starts (`Upstream::record_tool_call`) and carried by
-//! its [`super::call::Call`], ended once — by
-//! the answer, the bridge's error in its place, `--request-timeout`, a refusal before the child
-//! got it, or, dropped unanswered, as cancelled — and reported to the server's
-//! [`ToolCallSink`], which counts it under the tool's name and writes it to the audit log.
+//! its [`super::call::Call`], ended once — by the answer, the bridge's error in its place,
+//! `--request-timeout`, a refusal before the child got it, or, dropped unanswered, as
+//! cancelled — and reported to the server's [`ToolCallSink`], which counts it under the tool's
+//! name and writes it to the audit log.
 //!
 //! A 2026-07-28 call that asks its client for input is one call across its rounds: its call
-//! is parked between them, so it ends with its final answer (or, never retried, as cancelled).
+//! is parked between them, so it ends with its final answer (or, never retried, as cancelled);
+//! a retry naming a round that is no more is no call of its own and is not recorded.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -83,6 +83,14 @@ impl Upstream {
         Some(ToolCallRecord::start(sink.counter(tool), audit))
     }
 
+    /// A `tools/call` refused before it could start (no server could be lent to it), recorded
+    /// as ending so.
+    pub fn tool_call_refused(&self, outgoing: &Outgoing<'_>, refusal: &Refused) {
+        if let Some(record) = self.record_tool_call(outgoing) {
+            record.refused(&refusal.message);
+        }
+    }
+
     /// How `session`'s client is shown the tools (a sessionless request: by `--repair-schemas`).
     pub fn view_of(&self, session: Option<&Arc<Session>>) -> View {
         match session {
