@@ -561,6 +561,9 @@ async fn a_fifo_nobody_reads_never_holds_up_a_call_and_its_lines_are_counted_dro
         dropped >= 1.0 && dropped <= calls as f64,
         "dropped {dropped} of {calls}"
     );
+    // No client listed the tools: the bridge did, once the server served.
+    let echo = r#"mcp_bridge_tool_calls_total{server="mcp-bridge",tool="echo",outcome="ok"}"#;
+    assert!(metric(&metrics, echo) >= 1.0, "{metrics}");
     let warnings = bridge
         .log()
         .matches("the audit log is dropping lines")

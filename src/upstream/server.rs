@@ -176,8 +176,8 @@ impl Upstream {
             let upstream = Arc::downgrade(&upstream);
             tokio::spawn(async move { nudge_long_calls(upstream).await })
         };
-        let tool_check = tokio::spawn(upstream.clone().warn_of_unknown_tools());
-        *upstream.housekeeping.locked() = vec![expiry, nudger, tool_check];
+        let first_listing = tokio::spawn(upstream.clone().list_tools_once_serving());
+        *upstream.housekeeping.locked() = vec![expiry, nudger, first_listing];
         Ok((upstream, supervision))
     }
 

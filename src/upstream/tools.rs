@@ -2,8 +2,8 @@
 //! child's cached listing in the form the session's client gets ([`View`]), `tools/call` of a
 //! tool the policy hides refused before it reaches the child (a renamed tool's call reaching it
 //! under the child's name), every `tools/call` recorded from its start to its end (see
-//! [`super::tool_calls`]), and a start-up warning for a policy that names a tool the child
-//! does not have.
+//! [`super::tool_calls`]), and the shared child's tools listed once it serves, with a warning
+//! for a policy that names a tool the child does not have.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -20,7 +20,7 @@ use super::isolation::Session;
 use super::requests::AskError;
 use super::sending::within_deadline;
 use super::server::Upstream;
-use super::settings::RepairSchemas;
+use super::settings::{RepairSchemas, ServerPerSession};
 use super::tool_calls::{AuditFacts, Audited, ToolCallRecord};
 use crate::tools::{CallDecision, Listing, View};
 use crate::wire::fields::Fields;
@@ -239,9 +239,13 @@ impl Upstream {
         self.tool_calls_refused.load(Ordering::Relaxed)
     }
 
-    /// Once the shared child serves, warns of each name in the policy it does not list.
-    pub(super) async fn warn_of_unknown_tools(self: Arc<Self>) {
-        if self.settings.tools.is_empty() {
+    /// Once the shared child serves, lists its tools: their calls are counted under their
+    /// names from the first (see [`super::tool_calls`]), and each name in the policy it does
+    /// not list is warned of. Not for `--isolate` without a policy: every session lists its
+    /// own child's tools.
+    pub(super) async fn list_tools_once_serving(self: Arc<Self>) {
+        let checks_policy = !self.settings.tools.is_empty();
+        if !checks_policy && self.settings.server_per_session == ServerPerSession::Always {
             return;
         }
         let Ok(_) = self.supervisor.serving(self.wait_for_restart).await else {
@@ -249,11 +253,15 @@ impl Upstream {
         };
         let listing = match self.router.tools().await {
             Ok(listing) => listing,
-            Err(e) => {
+            Err(e) if checks_policy => {
                 warn!(server = %self.settings.name, "the tool policy cannot be checked: tools/list failed: {e}");
                 return;
             }
+            Err(_) => return,
         };
+        if !checks_policy {
+            return;
+        }
         let names: Vec<&str> = listing
             .tools()
             .filter_map(|tool| tool.get("name")?.as_str())
