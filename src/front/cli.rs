@@ -88,6 +88,20 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
 
+    /// Write one JSON line per tool call to FILE, for every server (of a --config file too):
+    /// when it ended, the server, the tenant or a keyed hash of the session (never its id), the
+    /// tool, the outcome (ok, error, tool_error, timeout, cancelled), duration_ms and the
+    /// JSON-RPC error code. Appended to, created with mode 0600; SIGHUP reopens it (log
+    /// rotation). Never slows a call: a line that cannot be written at once is dropped and
+    /// counted in mcp_bridge_audit_lines_dropped_total.
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Also write each tool call's arguments to the audit log (they may hold personal data or
+    /// secrets).
+    #[arg(long, requires = "audit_log")]
+    pub audit_arguments: bool,
+
     /// Run the servers of an `mcpServers` JSON file (the format of Claude Desktop and Cursor),
     /// each at /servers/NAME/mcp, instead of one command. SIGHUP reloads it.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "demo"])]

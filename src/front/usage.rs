@@ -9,6 +9,7 @@ use crate::child::ChildCommand;
 use crate::http::access::AccessPolicy;
 use crate::http::tls::TlsFiles;
 use crate::serve::Config;
+use crate::servers::audit::AuditSettings;
 use crate::session::ids::{SessionSecret, WeakSecret};
 use crate::tools::policy::PolicyError;
 use crate::upstream::ServerPerSession;
@@ -133,6 +134,10 @@ impl Cli {
         config.server.repair_schemas = self.repair_schemas;
         config.server.tenancy = tenancy;
         config.tenants_file = tenants_file;
+        config.audit_log = self.audit_log.map(|path| AuditSettings {
+            path,
+            arguments: self.audit_arguments,
+        });
         config.access = AccessPolicy {
             auth_token: self.auth_token,
             tenant_tokens: None,

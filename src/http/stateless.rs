@@ -204,7 +204,10 @@ pub async fn post(
                     }
                     Err(refusal) => refused_with_status(refusal, accepts),
                 },
-                Err(refusal) => refused_with_status(refusal, accepts),
+                Err(refusal) => {
+                    upstream.tool_call_refused(&outgoing, &refusal);
+                    refused_with_status(refusal, accepts)
+                }
             }
         }
     }

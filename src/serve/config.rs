@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::child::ChildCommand;
 use crate::http::access::AccessPolicy;
 use crate::http::tls::TlsFiles;
+use crate::servers::audit::AuditSettings;
 use crate::upstream::ServerSettings;
 
 /// Everything [`super::run::run`] needs, independent of how it was given (command line, tests).
@@ -23,6 +24,8 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// The tenants (their tokens and environments) of the servers run per tenant.
     pub tenants_file: Option<PathBuf>,
+    /// One JSON line per tool call of every server, to this file.
+    pub audit_log: Option<AuditSettings>,
     /// Request log lines as JSON fields rather than text.
     pub json_logs: bool,
     /// Serve HTTPS with this certificate chain and key (PEM), reloaded on SIGHUP.
@@ -42,6 +45,7 @@ impl Config {
             access: AccessPolicy::default(),
             config_file: None,
             tenants_file: None,
+            audit_log: None,
             json_logs: false,
             tls: None,
             max_connections: 16 * 1024,

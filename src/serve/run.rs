@@ -48,6 +48,7 @@ pub async fn run(
         config.server.clone(),
         config.config_file.clone(),
         config.tenants_file.clone(),
+        config.audit_log.as_ref(),
         grace,
     );
     let (gateway, supervision) = tokio::select! {

@@ -1,5 +1,5 @@
 //! The signals the bridge obeys: SIGINT (Ctrl-C) and SIGTERM (docker stop, systemd) stop it;
-//! SIGHUP reloads the config file and the tenants file.
+//! SIGHUP reloads the config file and the tenants file, and reopens the audit log.
 
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -20,11 +20,12 @@ pub async fn signal_received() {
     }
 }
 
-/// Reloads the config file and the tenants file at every SIGHUP, for as long as the bridge runs.
+/// Reloads the config file and the tenants file, and reopens the audit log, at every SIGHUP,
+/// for as long as the bridge runs.
 pub async fn reload_on_hangup(gateway: &Gateway) {
     let Ok(mut hangup) = signal(SignalKind::hangup()) else {
         tracing::warn!(
-            "cannot listen for SIGHUP; the config and tenants files will not be reloaded"
+            "cannot listen for SIGHUP; the config and tenants files will not be reloaded, nor the audit log reopened"
         );
         return;
     };

@@ -11,9 +11,11 @@ use tokio::task::JoinHandle;
 
 use http::HeaderMap;
 
+use super::audit::AuditLog;
 use super::metrics::{Metrics, ServerGauges, ServerMetrics};
 use super::tenant_book::TenantBookCell;
 use super::tenants::{Lease, TenantRefusal, Tenants};
+use super::tool_calls::ToolCallReport;
 use crate::child::Exit;
 use crate::upstream::requests::AskError;
 use crate::upstream::supervisor::Status;
@@ -64,8 +66,9 @@ impl Endpoints {
 }
 
 impl Bridge {
-    /// Starts a server. The returned task ends with the child's last exit when the restart
-    /// policy says not to start it again.
+    /// Starts a server, its tool calls counted in `metrics` and written to `audit`. The
+    /// returned task ends with the child's last exit when the restart policy says not to start
+    /// it again.
     ///
     /// A server run per tenant starts nothing until a tenant asks, and its task never ends.
     pub async fn start(
@@ -74,15 +77,19 @@ impl Bridge {
         start: Start,
         metrics: &Metrics,
         book: Option<&Arc<TenantBookCell>>,
+        audit: Option<&Arc<AuditLog>>,
     ) -> Result<(Arc<Bridge>, JoinHandle<Option<Exit>>), StartError> {
         let name = Arc::new(settings.name.clone());
         let endpoints = Endpoints::new(&settings.path);
+        let tool_calls =
+            ToolCallReport::new(name.clone(), metrics.tool_calls_of(&name), audit.cloned());
         let (upstreams, supervision) = if settings.tenancy.is_some() {
-            let tenants = Tenants::new(settings, book.cloned(), grace);
+            let tenants = Tenants::new(settings, book.cloned(), grace, tool_calls);
             let forever = tokio::spawn(std::future::pending::<Option<Exit>>());
             (Upstreams::PerTenant(tenants), forever)
         } else {
-            let (upstream, supervision) = Upstream::start(settings, grace, start).await?;
+            let (upstream, supervision) =
+                Upstream::start(settings, grace, start, tool_calls).await?;
             (Upstreams::One(upstream), supervision)
         };
         let bridge = Bridge {

@@ -1,7 +1,7 @@
 //! The servers one listener serves: one at `--path` for a single command, or one per entry of
 //! the config file at `/servers/NAME/mcp`. Finds the server a request is for, reports their
 //! health, and reloads the config file on SIGHUP (added servers start, removed ones drain and
-//! stop, changed ones restart; the others are not touched).
+//! stop, changed ones restart; the others are not touched), reopening the audit log then.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use super::audit::{AuditLog, AuditLogError, AuditSettings};
 use super::bridge::Bridge;
 use super::config::{self, ConfigError};
 use super::metrics::Metrics;
@@ -31,6 +32,8 @@ pub enum GatewayError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Tenants(#[from] TenantsFileError),
+    #[error(transparent)]
+    AuditLog(#[from] AuditLogError),
 }
 
 impl From<StartError> for GatewayError {
@@ -58,17 +61,24 @@ pub struct Gateway {
     source: Option<ConfigSource>,
     /// The `--tenants` file's tenants.
     book: Option<Arc<TenantBookCell>>,
+    /// Every server's tool calls, one line each.
+    audit: Option<Arc<AuditLog>>,
 }
+
+/// How long a stop waits for the audit log's queued lines to be written.
+const AUDIT_FLUSH_WITHIN: Duration = Duration::from_secs(2);
 
 impl Gateway {
     /// Starts the servers of a run: the one of a single command (waiting for its handshake,
     /// whose failure is the caller's), or every server of a config file (in the background,
     /// so that one that fails to start does not stop the rest). For a single command, the
-    /// task that ends with its child's last exit.
+    /// task that ends with its child's last exit. The audit log, if asked for, takes the tool
+    /// calls of every server.
     pub async fn start(
         settings: ServerSettings,
         config_file: Option<PathBuf>,
         tenants_file: Option<PathBuf>,
+        audit: Option<&AuditSettings>,
         grace: Duration,
     ) -> Result<(Gateway, Option<JoinHandle<Option<Exit>>>), GatewayError> {
         let metrics = Arc::new(Metrics::new());
@@ -76,23 +86,46 @@ impl Gateway {
             Some(path) => Some(Arc::new(TenantBookCell::load(path)?)),
             None => None,
         };
+        let audit = match audit {
+            Some(audit) => Some(AuditLog::open(
+                audit,
+                settings.session_secret.as_ref(),
+                metrics.audit_lines_dropped(),
+            )?),
+            None => None,
+        };
         let Some(path) = config_file else {
-            let (bridge, supervision) =
-                Bridge::start(settings, grace, Start::Wait, &metrics, book.as_ref()).await?;
+            let (bridge, supervision) = Bridge::start(
+                settings,
+                grace,
+                Start::Wait,
+                &metrics,
+                book.as_ref(),
+                audit.as_ref(),
+            )
+            .await?;
             let gateway = Gateway {
                 servers: RwLock::new(Arc::new(vec![bridge])),
                 metrics,
                 grace,
                 source: None,
                 book,
+                audit,
             };
             return Ok((gateway, Some(supervision)));
         };
         let wanted = config::load(&path, &settings)?;
         let mut servers = Vec::new();
         for settings in wanted {
-            let (bridge, _supervision) =
-                Bridge::start(settings, grace, Start::Background, &metrics, book.as_ref()).await?;
+            let (bridge, _supervision) = Bridge::start(
+                settings,
+                grace,
+                Start::Background,
+                &metrics,
+                book.as_ref(),
+                audit.as_ref(),
+            )
+            .await?;
             servers.push(bridge);
         }
         let source = ConfigSource {
@@ -105,13 +138,15 @@ impl Gateway {
             grace,
             source: Some(source),
             book,
+            audit,
         };
         Ok((gateway, None))
     }
 
-    /// Whether SIGHUP has something to read again: a config file, a tenants file.
+    /// Whether SIGHUP has something to read again or reopen: a config file, a tenants file,
+    /// the audit log.
     pub fn reloads(&self) -> bool {
-        self.source.is_some() || self.book.is_some()
+        self.source.is_some() || self.book.is_some() || self.audit.is_some()
     }
 
     /// The `--tenants` file's tenants, if there is one.
@@ -165,9 +200,12 @@ impl Gateway {
         (ready, json!({"ready": ready, "servers": states}))
     }
 
-    /// Reads the config file again and applies the difference. A file that no longer parses
-    /// changes nothing.
+    /// Reopens the audit log (after a rotation), reads the config file again and applies the
+    /// difference. A file that no longer parses changes nothing.
     pub async fn reload(&self) {
+        if let Some(audit) = &self.audit {
+            audit.reopen();
+        }
         if let Some(book) = &self.book {
             match book.reload() {
                 Ok(()) => {
@@ -203,6 +241,7 @@ impl Gateway {
                         Start::Background,
                         &self.metrics,
                         self.book.as_ref(),
+                        self.audit.as_ref(),
                     )
                     .await
                     {
@@ -238,7 +277,7 @@ impl Gateway {
         }
     }
 
-    /// Stops every server side by side.
+    /// Stops every server side by side, then writes out the audit log's last lines.
     pub async fn stop(&self) {
         let mut stopping = tokio::task::JoinSet::new();
         for bridge in self.servers().iter() {
@@ -246,5 +285,8 @@ impl Gateway {
             stopping.spawn(async move { bridge.stop().await });
         }
         stopping.join_all().await;
+        if let Some(audit) = &self.audit {
+            audit.flush(AUDIT_FLUSH_WITHIN).await;
+        }
     }
 }

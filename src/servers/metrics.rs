@@ -1,9 +1,11 @@
 //! Prometheus metrics at `GET /metrics`: requests by server, JSON-RPC method and status, their
-//! latency, and each server's requests in flight, open sessions (and those taken up from other
-//! replicas), restarts and whether its child is up. Counters are bumped as requests end; the
+//! latency, each server's requests in flight, open sessions (and those taken up from other
+//! replicas), restarts and whether its child is up, its `tools/call`s by tool and outcome with
+//! their duration, and the audit log's dropped lines. Counters are bumped as requests end; the
 //! rest is read from the servers when scraped.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +16,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
+
+use crate::sync::ReadWrite;
+use crate::upstream::tool_calls::{Outcome, ToolCounter};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -45,7 +50,22 @@ struct KindLabels {
     kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ToolLabels {
+    server: Arc<String>,
+    tool: Arc<String>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ToolOutcomeLabels {
+    server: Arc<String>,
+    tool: Arc<String>,
+    outcome: &'static str,
+}
+
 type Latency = Family<MethodLabels, LatencyHistogram>;
+type ToolCalls = Family<ToolOutcomeLabels, Counter>;
+type ToolLatency = Family<ToolLabels, LatencyHistogram>;
 
 /// Upper bounds of the latency buckets: 100 µs to about 18 s, by factors of 3.
 const BOUNDS: [f64; 12] = [
@@ -130,6 +150,9 @@ pub struct Metrics {
     tool_calls_refused: Family<ServerLabels, Counter>,
     tenants: Family<ServerLabels, Gauge>,
     tenants_evicted: Family<ServerLabels, Counter>,
+    tool_calls: ToolCalls,
+    tool_call_duration: ToolLatency,
+    audit_lines_dropped: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -161,6 +184,9 @@ impl Metrics {
         let tool_calls_refused = Family::<ServerLabels, Counter>::default();
         let tenants = Family::<ServerLabels, Gauge>::default();
         let tenants_evicted = Family::<ServerLabels, Counter>::default();
+        let tool_calls = ToolCalls::default();
+        let tool_call_duration = ToolLatency::default();
+        let audit_lines_dropped = Counter::default();
         registry.register(
             "requests",
             "HTTP requests by server, JSON-RPC method and HTTP status",
@@ -229,6 +255,24 @@ impl Metrics {
             "Idle tenants stopped to make room for another (--max-tenants)",
             tenants_evicted.clone(),
         );
+        registry.register(
+            "tool_calls",
+            "tools/call requests by server, tool (as the server knows it; `other` for a name it \
+             did not list) and outcome (ok, error, tool_error, timeout, cancelled)",
+            tool_calls.clone(),
+        );
+        registry.register(
+            "tool_call_duration_seconds",
+            "Time from a tools/call's start to its end (its answer, an error in its place, the \
+             timeout or its cancellation), by server and tool",
+            tool_call_duration.clone(),
+        );
+        registry.register(
+            "audit_lines_dropped",
+            "Audit log lines dropped because its writer fell behind or could not write \
+             (--audit-log)",
+            audit_lines_dropped.clone(),
+        );
         Self {
             registry,
             requests,
@@ -245,7 +289,24 @@ impl Metrics {
             tool_calls_refused,
             tenants,
             tenants_evicted,
+            tool_calls,
+            tool_call_duration,
+            audit_lines_dropped,
         }
+    }
+
+    /// One server's tool-call counters (shared by its tenants' servers).
+    pub fn tool_calls_of(&self, server: &Arc<String>) -> Arc<ToolCallMetrics> {
+        Arc::new(ToolCallMetrics::new(
+            server.clone(),
+            self.tool_calls.clone(),
+            self.tool_call_duration.clone(),
+        ))
+    }
+
+    /// The counter of audit log lines dropped.
+    pub fn audit_lines_dropped(&self) -> Counter {
+        self.audit_lines_dropped.clone()
     }
 
     /// One server's handles, made once so that counting a request costs no label lookup.
@@ -395,6 +456,120 @@ impl ServerMetrics {
     }
 }
 
+/// Tools one server's calls are counted under, at most: past it, newly listed names are `other`.
+pub const MAX_TOOL_LABELS: usize = 1000;
+/// Longer names are `other` (MCP asks for at most 128 characters).
+const MAX_TOOL_NAME: usize = 128;
+/// The tool label of calls of a tool no child of the server listed.
+const OTHER_TOOL: &str = "other";
+
+/// Counts one server's `tools/call`s by tool: under its name when one of the server's children
+/// listed it (so that clients calling made-up names cannot grow the label set), up to
+/// [`MAX_TOOL_LABELS`] names (so that neither can a child listing a million tools), else under
+/// `other`. Every call reads the map of names; only a listing bringing a new one writes it.
+#[derive(Debug)]
+pub struct ToolCallMetrics {
+    server: Arc<String>,
+    calls: ToolCalls,
+    durations: ToolLatency,
+    listed: RwLock<HashMap<Box<str>, Arc<ToolSeries>>>,
+    other: Arc<ToolSeries>,
+}
+
+impl ToolCallMetrics {
+    fn new(server: Arc<String>, calls: ToolCalls, durations: ToolLatency) -> Self {
+        let other = ToolSeries::new(&server, OTHER_TOOL, &calls, &durations);
+        Self {
+            listed: RwLock::default(),
+            other,
+            server,
+            calls,
+            durations,
+        }
+    }
+
+    /// A child of the server listed these tools.
+    pub fn listed<'a>(&self, names: impl Iterator<Item = &'a str>) {
+        let names: Vec<&str> = {
+            let listed = self.listed.reading();
+            if listed.len() >= MAX_TOOL_LABELS {
+                return;
+            }
+            names
+                .filter(|name| name.len() <= MAX_TOOL_NAME && !listed.contains_key(*name))
+                .collect()
+        };
+        if names.is_empty() {
+            return;
+        }
+        let mut listed = self.listed.writing();
+        for name in names {
+            if listed.len() >= MAX_TOOL_LABELS {
+                break;
+            }
+            if !listed.contains_key(name) {
+                let series = ToolSeries::new(&self.server, name, &self.calls, &self.durations);
+                listed.insert(name.into(), series);
+            }
+        }
+    }
+
+    /// What a call of `tool` is counted under: its own series if it was listed, else `other`.
+    pub fn series(&self, tool: Option<&str>) -> Arc<ToolSeries> {
+        tool.and_then(|tool| self.listed.reading().get(tool).cloned())
+            .unwrap_or_else(|| self.other.clone())
+    }
+}
+
+/// One tool's series, each created at its first use: a tool listed but never called, or never
+/// failing, adds no lines to a scrape.
+#[derive(Debug)]
+pub struct ToolSeries {
+    labels: ToolLabels,
+    calls: ToolCalls,
+    durations: ToolLatency,
+    /// By [`Outcome::index`].
+    outcomes: [OnceLock<Counter>; Outcome::ALL.len()],
+    duration: OnceLock<LatencyHistogram>,
+}
+
+impl ToolSeries {
+    fn new(
+        server: &Arc<String>,
+        tool: &str,
+        calls: &ToolCalls,
+        durations: &ToolLatency,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            labels: ToolLabels {
+                server: server.clone(),
+                tool: Arc::new(tool.to_owned()),
+            },
+            calls: calls.clone(),
+            durations: durations.clone(),
+            outcomes: Default::default(),
+            duration: OnceLock::new(),
+        })
+    }
+}
+
+impl ToolCounter for ToolSeries {
+    fn count(&self, outcome: Outcome, took: Duration) {
+        self.outcomes[outcome.index()]
+            .get_or_init(|| {
+                self.calls.get_or_create_owned(&ToolOutcomeLabels {
+                    server: self.labels.server.clone(),
+                    tool: self.labels.tool.clone(),
+                    outcome: outcome.name(),
+                })
+            })
+            .inc();
+        self.duration
+            .get_or_init(|| self.durations.get_or_create_owned(&self.labels))
+            .observe(took);
+    }
+}
+
 /// Method labels: the MCP methods by name; anything else is folded into `other` so that clients
 /// cannot grow the label set without bound; `-` for requests that are not JSON-RPC.
 const METHODS: [&str; 24] = [
@@ -518,5 +693,46 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn tool_calls_are_counted_under_listed_names_only_and_at_most_so_many() {
+        let metrics = Metrics::new();
+        let tools = metrics.tool_calls_of(&Arc::new("time".to_owned()));
+        tools.listed(["echo", "add"].into_iter());
+        let took = Duration::from_millis(3);
+        tools.series(Some("echo")).count(Outcome::Ok, took);
+        tools.series(Some("echo")).count(Outcome::ToolError, took);
+        tools
+            .series(Some("made_up_by_a_client"))
+            .count(Outcome::Error, took);
+        tools.series(None).count(Outcome::Cancelled, took);
+        let text = metrics.render(&[]);
+        for line in [
+            r#"mcp_bridge_tool_calls_total{server="time",tool="echo",outcome="ok"} 1"#,
+            r#"mcp_bridge_tool_calls_total{server="time",tool="echo",outcome="tool_error"} 1"#,
+            r#"mcp_bridge_tool_calls_total{server="time",tool="other",outcome="error"} 1"#,
+            r#"mcp_bridge_tool_calls_total{server="time",tool="other",outcome="cancelled"} 1"#,
+            r#"mcp_bridge_tool_call_duration_seconds_count{server="time",tool="echo"} 2"#,
+            r#"mcp_bridge_tool_call_duration_seconds_count{server="time",tool="other"} 2"#,
+            "mcp_bridge_audit_lines_dropped_total 0",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        // Listed but never called, or never ending so: no series.
+        assert!(!text.contains(r#"tool="add""#), "{text}");
+        assert!(!text.contains(r#"tool="echo",outcome="timeout""#), "{text}");
+
+        // A child listing a million tools (or one absurdly long name) adds only so many.
+        let many: Vec<String> = (0..MAX_TOOL_LABELS * 3).map(|i| format!("t{i}")).collect();
+        tools.listed(many.iter().map(String::as_str));
+        let long = "x".repeat(MAX_TOOL_NAME + 1);
+        tools.listed(std::iter::once(long.as_str()));
+        assert_eq!(tools.listed.reading().len(), MAX_TOOL_LABELS);
+        assert!(tools.listed.reading().contains_key("echo"));
+        let last = format!("t{}", MAX_TOOL_LABELS * 3 - 1);
+        assert!(Arc::ptr_eq(&tools.series(Some(&last)), &tools.other));
+        assert!(Arc::ptr_eq(&tools.series(Some(&long)), &tools.other));
+        assert!(!Arc::ptr_eq(&tools.series(Some("t0")), &tools.other));
     }
 }

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use super::tenant_book::{TenantBookCell, TenantRecord};
+use super::tool_calls::ToolCallReport;
 use crate::sync::Lock;
 use crate::upstream::settings::Tenancy;
 use crate::upstream::{ServerSettings, Start, Upstream};
@@ -116,6 +117,8 @@ pub struct Tenants {
     tenancy: Tenancy,
     book: Option<Arc<TenantBookCell>>,
     grace: Duration,
+    /// The server's report of its tool calls, each tenant's made from it.
+    tool_calls: Arc<ToolCallReport>,
     /// Keys the hashes tenants are known by.
     key: hmac::Key,
     epoch: Instant,
@@ -132,6 +135,7 @@ impl Tenants {
         base: ServerSettings,
         book: Option<Arc<TenantBookCell>>,
         grace: Duration,
+        tool_calls: Arc<ToolCallReport>,
     ) -> Arc<Tenants> {
         let tenancy = base.tenancy.clone().expect("a server run per tenant");
         // Replicas sharing --session-secret know a tenant by the same hash, so that its signed
@@ -149,6 +153,7 @@ impl Tenants {
             tenancy,
             book,
             grace,
+            tool_calls,
             key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
             epoch: Instant::now(),
             running: Mutex::default(),
@@ -348,9 +353,11 @@ impl Tenants {
                 .into_iter()
                 .map(|(var, value)| (var.into(), value.into())),
         );
-        let (upstream, supervision) = Upstream::start(settings, self.grace, Start::Background)
-            .await
-            .expect("a server started in the background does not fail to start");
+        let tool_calls = self.tool_calls.for_tenant(&identity.name);
+        let (upstream, supervision) =
+            Upstream::start(settings, self.grace, Start::Background, tool_calls)
+                .await
+                .expect("a server started in the background does not fail to start");
         info!(server = %self.base.name, tenant = %identity.name, "starting a tenant's server");
         let tenant = Arc::new(Tenant {
             name: identity.name,
@@ -432,7 +439,10 @@ mod tests {
             label: None,
         });
         settings.tenancy = Some(tenancy);
-        Tenants::new(settings, book, Duration::from_secs(1))
+        let server = Arc::new(settings.name.clone());
+        let metrics = crate::servers::metrics::Metrics::new().tool_calls_of(&server);
+        let tool_calls = ToolCallReport::new(server, metrics, None);
+        Tenants::new(settings, book, Duration::from_secs(1), tool_calls)
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

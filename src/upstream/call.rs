@@ -14,6 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
 
 use super::isolation::{Origin, Router, Session};
+use super::tool_calls::{Ending, ToolCallRecord};
 use crate::child::Child;
 use crate::mux::{Delivery, NoAnswer, Ticket};
 use crate::tools::{ToolPolicy, View, listing};
@@ -102,7 +103,8 @@ pub struct Target {
 pub(super) enum Adapt {
     AsIs,
     /// A page of `tools/list`: the policy applied, repaired for a client shown repaired tools.
-    ToolsPage(View, ToolPolicy),
+    /// (Boxed: every call carries an `Adapt`, few this one.)
+    ToolsPage(View, Box<ToolPolicy>),
     /// The answer creates a task on the shared child: it belongs to this session.
     RecordTask(Arc<Router>, Arc<Session>),
     /// A `tasks/list` on the shared child: only this session's tasks.
@@ -122,6 +124,8 @@ pub struct Call {
     pub(super) _permit: OwnedSemaphorePermit,
     /// The child answered it (rather than the call failing, timing out or being cancelled).
     pub(super) answered: bool,
+    /// A `tools/call`'s record, until it ends.
+    pub(super) tool_call: Option<ToolCallRecord>,
 }
 
 impl Call {
@@ -132,9 +136,13 @@ impl Call {
                 Delivery::Answer(answer) => {
                     self.answered = true;
                     let answer = answer.with_id(self.client_id.clone());
+                    self.tool_call_ended(Ending::Answered(&answer));
                     Step::Final(self.adapted(answer))
                 }
-                Delivery::Failed(why) => Step::Final(vec![self.error(&why)]),
+                Delivery::Failed(why) => {
+                    self.tool_call_ended(Ending::Failed(why.code));
+                    Step::Final(vec![self.error(&why)])
+                }
                 Delivery::LongRunning => Step::LongRunning,
             });
         }
@@ -152,6 +160,7 @@ impl Call {
                     "mcp-bridge: the MCP server did not answer within {limit:?} (--request-timeout)"
                 ),
             };
+            self.tool_call_ended(Ending::TimedOut);
             return Poll::Ready(Step::Final(vec![self.error(&why)]));
         }
         Poll::Pending
@@ -159,6 +168,13 @@ impl Call {
 
     pub async fn step(&mut self) -> Step {
         std::future::poll_fn(|cx| self.poll_step(cx)).await
+    }
+
+    /// Ends the call's `tools/call` record, if it has one not ended yet.
+    fn tool_call_ended(&mut self, ending: Ending<'_>) {
+        if let Some(record) = self.tool_call.take() {
+            record.end(ending);
+        }
     }
 
     /// Whether the child answered the call: it is done with it.
@@ -207,6 +223,26 @@ impl Call {
     fn error(&self, why: &NoAnswer) -> Bytes {
         let id = std::str::from_utf8(&self.client_id).ok();
         jsonrpc::error_response(id, why.code, &why.message)
+    }
+}
+
+/// A call started with `record` carries it to its end; one refused ends it now.
+pub(super) fn carried(
+    record: Option<ToolCallRecord>,
+    started: Result<Call, Refused>,
+) -> Result<Call, Refused> {
+    let Some(record) = record else {
+        return started;
+    };
+    match started {
+        Ok(mut call) => {
+            call.tool_call = Some(record);
+            Ok(call)
+        }
+        Err(refusal) => {
+            record.refused(&refusal.message);
+            Err(refusal)
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use tracing::{debug, info};
 
 use super::origin;
 use super::router;
+use super::tool_calls::ToolCallSink;
 use super::undelivered::Undelivered;
 use crate::child::{Child, ChildCommand, ChildLimits, SpawnError};
 use crate::session;
@@ -37,6 +38,7 @@ pub struct Isolation {
     pub max_children: usize,
     slots: Arc<Semaphore>,
     undelivered: Arc<Undelivered>,
+    tool_calls: Arc<dyn ToolCallSink>,
     /// A child started ahead and not yet initialized, once servers are lent to 2026 calls:
     /// the next session or call that needs a server of its own waits only for its handshake.
     spare: Mutex<Option<Arc<Isolated>>>,
@@ -67,6 +69,7 @@ impl Isolation {
         startup_timeout: Duration,
         max_children: usize,
         undelivered: Arc<Undelivered>,
+        tool_calls: Arc<dyn ToolCallSink>,
     ) -> Self {
         let max_children = max_children.max(1);
         Self {
@@ -76,6 +79,7 @@ impl Isolation {
             max_children,
             slots: Arc::new(Semaphore::new(max_children)),
             undelivered,
+            tool_calls,
             spare: Mutex::new(None),
         }
     }
@@ -125,7 +129,11 @@ impl Isolation {
             .clone()
             .try_acquire_owned()
             .map_err(|_| IsolateError::Full(self.max_children))?;
-        let router = Arc::new(Router::new(sessions.clone(), self.undelivered.clone()));
+        let router = Arc::new(Router::new(
+            sessions.clone(),
+            self.undelivered.clone(),
+            self.tool_calls.clone(),
+        ));
         let child = Child::spawn(&self.command, self.limits, router.clone())?;
         Ok(Arc::new(Isolated {
             router,

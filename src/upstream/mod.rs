@@ -5,8 +5,8 @@
 //! supervision and restarts ([`supervisor`]), the handshake ([`handshake`]), children of
 //! sessions' own ([`isolation`]), servers lent to the 2026 revision's calls that ask for input
 //! ([`rounds`], [`lending`]), their `subscriptions/listen` ([`listeners`]), calls kept for a client to resume their
-//! stream ([`resumable`]), the bridge's own requests to a child ([`requests`]), and the tools clients are shown
-//! ([`catalog`], [`tools`]).
+//! stream ([`resumable`]), the bridge's own requests to a child ([`requests`]), the tools clients are shown
+//! ([`catalog`], [`tools`]), and each `tools/call` from its start to its end ([`tool_calls`]).
 
 pub mod call;
 pub mod catalog;
@@ -28,6 +28,7 @@ pub mod settings;
 pub mod subscriptions;
 pub mod supervisor;
 pub mod tasks;
+pub mod tool_calls;
 pub mod tools;
 pub mod undelivered;
 

@@ -21,6 +21,7 @@ use super::origin::Origin;
 use super::requests::{self, AskError};
 use super::subscriptions::Subscriptions;
 use super::tasks::TaskOwners;
+use super::tool_calls::ToolCallSink;
 use super::undelivered::Undelivered;
 use crate::child::stdin::Stdin;
 use crate::child::{Answer, Listener};
@@ -54,6 +55,8 @@ pub struct Router<S> {
     undelivered: Arc<Undelivered>,
     /// The child's tools.
     pub catalog: Catalog,
+    /// Told the names of every listing read, which its tool calls are counted under.
+    tool_calls: Arc<dyn ToolCallSink>,
 }
 
 impl<S> std::fmt::Debug for Router<S> {
@@ -96,7 +99,11 @@ impl<S: Send + Sync + 'static> Listener for Router<S> {
 }
 
 impl<S> Router<S> {
-    pub fn new(sessions: Arc<Sessions<S>>, undelivered: Arc<Undelivered>) -> Self {
+    pub fn new(
+        sessions: Arc<Sessions<S>>,
+        undelivered: Arc<Undelivered>,
+        tool_calls: Arc<dyn ToolCallSink>,
+    ) -> Self {
         Self {
             mux: Arc::new(Mux::new()),
             sessions,
@@ -108,6 +115,7 @@ impl<S> Router<S> {
             tasks: TaskOwners::default(),
             undelivered,
             catalog: Catalog::default(),
+            tool_calls,
         }
     }
 
@@ -148,7 +156,9 @@ impl<S> Router<S> {
         let stdin = self
             .stdin()
             .ok_or_else(|| AskError::NotSent("the server is not running".into()))?;
-        self.catalog.get(&self.mux, &stdin).await
+        let listing = self.catalog.get(&self.mux, &stdin).await?;
+        self.tool_calls.listed(&listing);
+        Ok(listing)
     }
 
     fn child_request(&self, line: &Bytes, id: &Id<'_>, method: &str, stdin: &Stdin) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::call::{Adapt, Call, Outgoing, Refused, Target, child_gone};
+use super::call::{Adapt, Call, Outgoing, Refused, Target, carried, child_gone};
 use super::isolation::{Origin, Session};
 use super::server::Upstream;
 use crate::wire::fields::{self, Fields};
@@ -41,6 +41,11 @@ impl Upstream {
     /// exit) was never written: it goes to the child that replaces it, as any request that
     /// finds the server restarting does.
     pub async fn start_call(&self, outgoing: Outgoing<'_>) -> Result<Call, Refused> {
+        let record = self.record_tool_call(&outgoing);
+        carried(record, self.send_call(outgoing).await)
+    }
+
+    async fn send_call(&self, outgoing: Outgoing<'_>) -> Result<Call, Refused> {
         // `--request-timeout` holds from here: a wait for a restarting child, or for room in
         // the stdin of one that stopped reading, counts.
         let limit = self.settings.request_timeout;
@@ -79,13 +84,16 @@ impl Upstream {
         target: &Target,
         outgoing: Outgoing<'_>,
     ) -> Result<Call, Refused> {
+        let record = self.record_tool_call(&outgoing);
         let deadline = self
             .settings
             .request_timeout
             .map(|limit| tokio::time::Instant::now() + limit);
-        self.start_call_until(target, &outgoing, deadline)
+        let started = self
+            .start_call_until(target, &outgoing, deadline)
             .await
-            .map_err(NotStarted::into_refusal)
+            .map_err(NotStarted::into_refusal);
+        carried(record, started)
     }
 
     async fn start_call_until(
@@ -132,7 +140,8 @@ impl Upstream {
         let adapt = match adapt {
             // A page the catalog did not hold: shown as the session's client is shown tools.
             Adapt::AsIs if method == "tools/list" => {
-                Adapt::ToolsPage(self.view_of(session.as_ref()), self.settings.tools.clone())
+                let policy = Box::new(self.settings.tools.clone());
+                Adapt::ToolsPage(self.view_of(session.as_ref()), policy)
             }
             adapt => adapt,
         };
@@ -184,6 +193,7 @@ impl Upstream {
             }),
             _permit: permit,
             answered: false,
+            tool_call: None,
         })
     }
 }

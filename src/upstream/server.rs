@@ -20,6 +20,7 @@ use super::resumable::Resumable;
 use super::rounds::Rounds;
 use super::settings::{ServerPerSession, ServerSettings};
 use super::supervisor::{ChildSpec, Status, Supervisor};
+use super::tool_calls::ToolCallSink;
 use super::undelivered::Undelivered;
 use crate::child::{ChildLimits, Exit};
 use crate::session::ids::SessionIds;
@@ -61,6 +62,8 @@ pub struct Upstream {
     draining: AtomicBool,
     /// `tools/call`s refused because the policy hides the tool.
     pub(super) tool_calls_refused: AtomicU64,
+    /// Where its `tools/call`s are reported as they end.
+    pub(super) tool_calls: Arc<dyn ToolCallSink>,
     /// Its housekeeping tasks, stopped with it.
     housekeeping: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -74,12 +77,14 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// Starts a server's child and housekeeping. The returned task ends with the child's last
-    /// exit when the restart policy says not to start it again.
+    /// Starts a server's child and housekeeping, its `tools/call`s reported to `tool_calls`.
+    /// The returned task ends with the child's last exit when the restart policy says not to
+    /// start it again.
     pub async fn start(
         settings: ServerSettings,
         grace: Duration,
         start: Start,
+        tool_calls: Arc<dyn ToolCallSink>,
     ) -> Result<(Arc<Upstream>, JoinHandle<Option<Exit>>), StartError> {
         // An isolated session's child runs on the replica that started it: its id is not
         // for other replicas to take up.
@@ -100,7 +105,11 @@ impl Upstream {
             SessionIds::new(secret, &settings.name),
         ));
         let undelivered = Arc::new(Undelivered::default());
-        let router = Arc::new(Router::new(sessions.clone(), undelivered.clone()));
+        let router = Arc::new(Router::new(
+            sessions.clone(),
+            undelivered.clone(),
+            tool_calls.clone(),
+        ));
         let resumable = Arc::new(Resumable::new(settings.resume_window));
         {
             let router = Arc::downgrade(&router);
@@ -140,6 +149,7 @@ impl Upstream {
                 settings.startup_timeout,
                 settings.max_children,
                 undelivered.clone(),
+                tool_calls.clone(),
             )
         });
         let upstream = Arc::new(Upstream {
@@ -155,6 +165,7 @@ impl Upstream {
             undelivered,
             draining: AtomicBool::new(false),
             tool_calls_refused: AtomicU64::new(0),
+            tool_calls,
             housekeeping: Mutex::default(),
             settings,
         });
@@ -166,8 +177,8 @@ impl Upstream {
             let upstream = Arc::downgrade(&upstream);
             tokio::spawn(async move { nudge_long_calls(upstream).await })
         };
-        let tool_check = tokio::spawn(upstream.clone().warn_of_unknown_tools());
-        let mut housekeeping = vec![expiry, nudger, tool_check];
+        let first_listing = tokio::spawn(upstream.clone().list_tools_once_serving());
+        let mut housekeeping = vec![expiry, nudger, first_listing];
         if let Some(idle) = upstream.settings.idle_timeout {
             let upstream = Arc::downgrade(&upstream);
             housekeeping.push(tokio::spawn(sleep_when_idle(upstream, idle)));

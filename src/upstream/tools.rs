@@ -1,9 +1,11 @@
 //! The tools clients are shown, on the way through a server: `tools/list` answered from the
 //! child's cached listing in the form the session's client gets ([`View`]), `tools/call` of a
 //! tool the policy hides refused before it reaches the child (a renamed tool's call reaching it
-//! under the child's name), and a start-up warning for a policy that names a tool the child
-//! does not have.
+//! under the child's name), every `tools/call` recorded from its start to its end (see
+//! [`super::tool_calls`]), and the shared child's tools listed once it serves, with a warning
+//! for a policy that names a tool the child does not have.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,12 +15,13 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tracing::warn;
 
-use super::call::{Refused, Target};
+use super::call::{Outgoing, Refused, Target};
 use super::isolation::Session;
 use super::requests::AskError;
 use super::sending::within_deadline;
 use super::server::Upstream;
-use super::settings::RepairSchemas;
+use super::settings::{RepairSchemas, ServerPerSession};
+use super::tool_calls::{AuditFacts, Audited, ToolCallRecord};
 use crate::tools::{CallDecision, Listing, View};
 use crate::wire::fields::Fields;
 use crate::wire::jsonrpc::{self, Id, code};
@@ -32,7 +35,62 @@ pub struct Rename {
     pub child_name: String,
 }
 
+/// What the bridge reads of a `tools/call`'s params to record it: leniently, since it only
+/// reports the call (the child judges params it cannot read).
+#[derive(serde::Deserialize)]
+struct CallParams<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
+}
+
 impl Upstream {
+    /// The record of `outgoing` if it is a `tools/call`, under the tool's name as the child
+    /// knows it.
+    pub(super) fn record_tool_call(&self, outgoing: &Outgoing<'_>) -> Option<ToolCallRecord> {
+        if outgoing.method != "tools/call" {
+            return None;
+        }
+        let params = outgoing
+            .params
+            .and_then(|params| serde_json::from_str::<CallParams<'_>>(params.get()).ok());
+        let called = params.as_ref().and_then(|p| p.name.as_deref());
+        let tool = called.map(|called| match self.settings.tools.call(called) {
+            CallDecision::Allowed(child_name) => child_name,
+            CallDecision::Hidden => called,
+        });
+        let sink = &self.tool_calls;
+        let audited = sink.audited();
+        let audit = (audited != Audited::Nothing).then(|| {
+            Box::new(AuditFacts {
+                sink: sink.clone(),
+                tool: tool.map(Box::from),
+                // A stateless request has no session of the client's (a lent server's is the
+                // bridge's own).
+                session: outgoing
+                    .session
+                    .as_ref()
+                    .filter(|_| outgoing.stateless.is_none())
+                    .map(|session| Box::from(session.id.as_str())),
+                arguments: params
+                    .as_ref()
+                    .and_then(|p| p.arguments)
+                    .filter(|_| audited == Audited::CallsWithArguments)
+                    .map(RawValue::to_owned),
+            })
+        });
+        Some(ToolCallRecord::start(sink.counter(tool), audit))
+    }
+
+    /// A `tools/call` refused before it could start (no server could be lent to it), recorded
+    /// as ending so.
+    pub fn tool_call_refused(&self, outgoing: &Outgoing<'_>, refusal: &Refused) {
+        if let Some(record) = self.record_tool_call(outgoing) {
+            record.refused(&refusal.message);
+        }
+    }
+
     /// How `session`'s client is shown the tools (a sessionless request: by `--repair-schemas`).
     pub fn view_of(&self, session: Option<&Arc<Session>>) -> View {
         match session {
@@ -186,20 +244,28 @@ impl Upstream {
         self.tool_calls_refused.load(Ordering::Relaxed)
     }
 
-    /// Once the shared child serves, warns of each name in the policy it does not list.
-    pub(super) async fn warn_of_unknown_tools(self: Arc<Self>) {
-        if self.settings.tools.is_empty() {
+    /// Once the shared child serves, lists its tools: their calls are counted under their
+    /// names from the first (see [`super::tool_calls`]), and each name in the policy it does
+    /// not list is warned of. Not for `--isolate` without a policy: every session lists its
+    /// own child's tools.
+    pub(super) async fn list_tools_once_serving(self: Arc<Self>) {
+        let checks_policy = !self.settings.tools.is_empty();
+        if !checks_policy && self.settings.server_per_session == ServerPerSession::Always {
             return;
         }
         // A lazy server is not woken for it: the check waits for its first child.
         self.supervisor.until_serving().await;
         let listing = match self.router.tools().await {
             Ok(listing) => listing,
-            Err(e) => {
+            Err(e) if checks_policy => {
                 warn!(server = %self.settings.name, "the tool policy cannot be checked: tools/list failed: {e}");
                 return;
             }
+            Err(_) => return,
         };
+        if !checks_policy {
+            return;
+        }
         let names: Vec<&str> = listing
             .tools()
             .filter_map(|tool| tool.get("name")?.as_str())
