@@ -12,6 +12,9 @@ use crate::upstream::{Call, Outgoing, Refused, Session, Upstream};
 use crate::wire::jsonrpc::{Kind, Message};
 
 /// What one message comes to.
+// Most requests come to a `Call`: boxing it would allocate for each of them to spare a copy of
+// the rarer other answers.
+#[allow(clippy::large_enum_variant)]
 pub enum Handled {
     /// Answered by the bridge, this message.
     Answered(Bytes),

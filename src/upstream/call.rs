@@ -14,6 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
 
 use super::isolation::{Origin, Router, Session};
+use super::trace::{self, Outcome, RoundTrip};
 use crate::child::Child;
 use crate::mux::{Delivery, NoAnswer, Ticket};
 use crate::tools::{ToolPolicy, View, listing};
@@ -122,6 +123,8 @@ pub struct Call {
     pub(super) _permit: OwnedSemaphorePermit,
     /// The child answered it (rather than the call failing, timing out or being cancelled).
     pub(super) answered: bool,
+    /// Its span, when traces are on: ended with the final step, or as cancelled when dropped.
+    pub(super) round_trip: Option<RoundTrip>,
 }
 
 impl Call {
@@ -131,10 +134,14 @@ impl Call {
                 Delivery::Related(message) => Step::Related(message),
                 Delivery::Answer(answer) => {
                     self.answered = true;
-                    let answer = answer.with_id(self.client_id.clone());
-                    Step::Final(self.adapted(answer))
+                    let answer = self.adapted(answer.with_id(self.client_id.clone()));
+                    trace::finish(&mut self.round_trip, || Outcome::of_answer(&answer));
+                    Step::Final(answer)
                 }
-                Delivery::Failed(why) => Step::Final(vec![self.error(&why)]),
+                Delivery::Failed(why) => {
+                    trace::finish(&mut self.round_trip, || Outcome::Error(why.code));
+                    Step::Final(vec![self.error(&why)])
+                }
                 Delivery::LongRunning => Step::LongRunning,
             });
         }
@@ -152,6 +159,7 @@ impl Call {
                     "mcp-bridge: the MCP server did not answer within {limit:?} (--request-timeout)"
                 ),
             };
+            trace::finish(&mut self.round_trip, || Outcome::Timeout);
             return Poll::Ready(Step::Final(vec![self.error(&why)]));
         }
         Poll::Pending

@@ -5,8 +5,8 @@
 //! supervision and restarts ([`supervisor`]), the handshake ([`handshake`]), children of
 //! sessions' own ([`isolation`]), servers lent to the 2026 revision's calls that ask for input
 //! ([`rounds`], [`lending`]), their `subscriptions/listen` ([`listeners`]), calls kept for a client to resume their
-//! stream ([`resumable`]), the bridge's own requests to a child ([`requests`]), and the tools clients are shown
-//! ([`catalog`], [`tools`]).
+//! stream ([`resumable`]), the bridge's own requests to a child ([`requests`]), the tools clients are shown
+//! ([`catalog`], [`tools`]), and the spans of requests and their round trips to the child ([`trace`]).
 
 pub mod call;
 pub mod catalog;
@@ -29,6 +29,7 @@ pub mod subscriptions;
 pub mod supervisor;
 pub mod tasks;
 pub mod tools;
+pub mod trace;
 pub mod undelivered;
 
 pub use call::{Call, Outgoing, Refused, Step, Steps};

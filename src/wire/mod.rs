@@ -3,7 +3,8 @@
 //! answers recognised by their ends ([`sniff`]), the fields inside `params` the bridge routes by
 //! and splicing them ([`fields`]), protocol versions ([`versions`]), the cached handshake
 //! ([`initialize`]), the stateless 2026-07-28 form ([`stateless`]), its `subscriptions/listen`
-//! ([`listen`]) and its headers that mirror the body ([`mirrored`]).
+//! ([`listen`]), its headers that mirror the body ([`mirrored`]), and the W3C trace context a
+//! request carries in `_meta` ([`trace_meta`]).
 
 pub mod credentials;
 pub mod fields;
@@ -13,4 +14,5 @@ pub mod listen;
 pub mod mirrored;
 pub mod sniff;
 pub mod stateless;
+pub mod trace_meta;
 pub mod versions;
