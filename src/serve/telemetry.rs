@@ -65,7 +65,6 @@ impl Telemetry {
             .with_http()
             .with_protocol(Protocol::HttpBinary)
             .with_endpoint(export.endpoint.clone())
-            .with_timeout(EXPORT_TIMEOUT)
             .with_http_client(client)
             .build()
             .map_err(|e| failed(e.to_string()))?;
