@@ -16,21 +16,23 @@ use std::process::{Child, Command, Stdio};
 
 use hyper::Method;
 use serde_json::{Value, json};
-use support::calls::text_json;
+use support::calls::{call_body, child_id_of, text_json, wait_cancelled_at_child};
 use support::session::Session;
-use support::{Bridge, Http, require, test_deps};
+use support::{Bridge, Http, raw_post, require, test_deps};
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 const META_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const META_SPAN: &str = "b7ad6b7169203331";
+const BOTH_TRACE: &str = "5c2a7b1e9d3f4a6b8c0d1e2f3a4b5c6d";
 
 /// Argument values no span may carry.
-const SECRETS: [&str; 4] = [
+const SECRETS: [&str; 5] = [
     "secret-in-header-call",
     "secret-in-meta-call",
     "secret-in-plain-call",
     "secret-in-failing-call",
+    "secret-in-given-up-call",
 ];
 
 /// The OTLP/HTTP receiver, on a free port; killed when dropped.
@@ -220,6 +222,22 @@ async fn requests_and_round_trips_are_traced_and_the_child_joins_the_trace() {
         "the child's parent is the bridge's span"
     );
 
+    // Both: the header comes first.
+    let both = traceparent(BOTH_TRACE, CALLER_SPAN);
+    let seen = text_json(
+        &call(
+            &http,
+            &bridge,
+            &session,
+            &[("traceparent", &both)],
+            "trace_seen",
+            json!({}),
+            Some(json!({"traceparent": traceparent(META_TRACE, META_SPAN)})),
+        )
+        .await,
+    );
+    assert_eq!(ids_of(seen["traceparent"].as_str().unwrap()).0, BOTH_TRACE);
+
     // No parent at all; a tool error; a JSON-RPC error.
     let plain = text_json(
         &call(
@@ -256,6 +274,28 @@ async fn requests_and_round_trips_are_traced_and_the_child_joins_the_trace() {
     )
     .await;
     assert_eq!(unknown["error"]["code"], -32602);
+    // A client that hangs up mid-call: the call is given up, its span ends as cancelled.
+    let hung_up = Session::open(&http, &bridge.url).await;
+    let body = call_body(
+        json!(1),
+        "sleep",
+        json!({"ms": 20_000, "message": SECRETS[4]}),
+        None,
+    );
+    let connection = raw_post(
+        &bridge.url,
+        &[
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+            ("mcp-session-id", &hung_up.id),
+        ],
+        &body,
+    )
+    .await;
+    let child_id = child_id_of(&session, SECRETS[4]).await;
+    drop(connection);
+    let cancelled = wait_cancelled_at_child(&session, &child_id).await;
+    assert!(cancelled.contains(&child_id), "{cancelled:?}");
 
     let status = bridge.stop();
     assert!(status.success(), "the bridge stopped cleanly: {status}");
@@ -331,6 +371,14 @@ async fn requests_and_round_trips_are_traced_and_the_child_joins_the_trace() {
     assert_eq!(unknown.len(), 1, "{spans:#?}");
     assert_eq!(attribute(unknown[0], "mcp.bridge.outcome"), "error");
     assert_eq!(attribute(unknown[0], "jsonrpc.error.code"), -32602);
+    let given_up: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["name"] == "tools/call sleep")
+        .collect();
+    assert_eq!(given_up.len(), 1, "{spans:#?}");
+    let given_up = given_up[0];
+    assert_eq!(attribute(given_up, "mcp.bridge.outcome"), "cancelled");
+    assert_eq!(attribute(given_up, "error.type"), "cancelled");
 
     // The session's initialize is answered by the bridge: an HTTP span, no round trip.
     assert!(
