@@ -17,7 +17,6 @@ use super::trace::{self, Outcome, RoundTrip};
 use crate::wire::fields::{self, Fields};
 use crate::wire::jsonrpc::{Id, code};
 use crate::wire::stateless;
-use crate::wire::trace_meta;
 
 impl Upstream {
     /// The child serving `session`: its own if it has one, else the shared one, waiting a
@@ -162,33 +161,22 @@ impl Upstream {
         if let Some(rename) = &rename {
             edits.push((rename.span.clone(), rename.child_name.as_bytes()));
         }
-        let round_trip = trace::tracer()
-            .and_then(|_| self.round_trip(method, fields.name.as_deref(), body, params));
-        // The child joins the trace: its request names the round trip's span as its parent.
-        let trace_edits = round_trip.as_ref().map_or_else(Vec::new, |round_trip| {
-            let (traceparent, tracestate) = round_trip.trace_context();
-            trace_meta::inject(body, params, &traceparent, &tracestate)
-        });
-        edits.extend(
-            trace_edits
-                .iter()
-                .map(|(span, bytes)| (span.clone(), &bytes[..])),
-        );
+        // With traces on, the child's copy names the round trip's span as its parent.
+        let (mut round_trip, trace_edits) =
+            RoundTrip::start(&self.settings.name, method, fields.name, body, params).unzip();
+        for (span, bytes) in trace_edits.iter().flatten() {
+            edits.push((span.clone(), &bytes[..]));
+        }
         let line = fields::splice_pieces(body, &mut edits);
         match within_deadline(deadline, target.child.send_pieces(line)).await {
             Ok(Ok(())) => {}
             Ok(Err(gone)) => {
-                let refusal = child_gone(id, &gone.0);
-                if let Some(round_trip) = round_trip {
-                    round_trip.end(Outcome::Error(code::CHILD_UNAVAILABLE));
-                }
-                return Err(NotStarted::Unwritten(refusal));
+                trace::finish(&mut round_trip, || Outcome::Error(code::CHILD_UNAVAILABLE));
+                return Err(NotStarted::Unwritten(child_gone(id, &gone.0)));
             }
             // Never written: nothing to cancel at the child.
             Err(_) => {
-                if let Some(round_trip) = round_trip {
-                    round_trip.end(Outcome::Timeout);
-                }
+                trace::finish(&mut round_trip, || Outcome::Timeout);
                 return Err(NotStarted::Refused(timed_out(
                     id,
                     self.settings.request_timeout,
@@ -209,27 +197,6 @@ impl Upstream {
             answered: false,
             round_trip,
         })
-    }
-
-    /// The span of a request about to be sent, named after the tool or prompt it names (read
-    /// here if the hot path did not: a name it cannot read leaves the span without one).
-    fn round_trip(
-        &self,
-        method: &str,
-        name: Option<&str>,
-        body: &Bytes,
-        params: Option<&serde_json::value::RawValue>,
-    ) -> Option<RoundTrip> {
-        let named = matches!(method, "tools/call" | "prompts/get");
-        let read_here = (named && name.is_none())
-            .then(|| Fields::read(body, params).ok())
-            .flatten();
-        let target = match &read_here {
-            Some(read) => read.name.as_deref(),
-            None if named => name,
-            None => None,
-        };
-        RoundTrip::start(&self.settings.name, method, target, params)
     }
 }
 

@@ -5,6 +5,7 @@
 //! [`super::Call`] and ended with the call's outcome. No argument, prompt or resource content
 //! is ever put into a span.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -19,8 +20,9 @@ use opentelemetry_sdk::trace::SdkTracer;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::wire::fields::Fields;
 use crate::wire::jsonrpc::code;
-use crate::wire::trace_meta::TraceMeta;
+use crate::wire::trace_meta::{self, Edits, TraceMeta};
 
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
@@ -200,21 +202,31 @@ struct Spanned {
 }
 
 impl RoundTrip {
-    /// Starts the span of `method` (naming tool or prompt `target`) sent to the child of
-    /// `server`, when traces are on: a child of the HTTP request's span, or, outside one, of
-    /// the request's `_meta.traceparent`.
+    /// Starts the span of a request about to be sent to the child of `server`, when traces
+    /// are on: a child of the HTTP request's span, or, outside one, of the request's
+    /// `_meta.traceparent`. Also returns the edits of `message` that give the child's copy this
+    /// span as its parent. `name` is the tool or prompt the request names, if the hot path
+    /// read it; read here if not (a name that cannot be read leaves the span without one).
     pub fn start(
         server: &str,
         method: &str,
-        target: Option<&str>,
+        name: Option<Cow<'_, str>>,
+        message: &Bytes,
         params: Option<&RawValue>,
-    ) -> Option<Self> {
+    ) -> Option<(Self, Edits)> {
         let tracer = TRACER.get()?;
         let parent = REQUEST
             .try_with(|request| request.context(params).clone())
             .ok()
             .or_else(|| meta_parent(params))
             .unwrap_or_default();
+        let target = match method {
+            "tools/call" | "prompts/get" => {
+                name.or_else(|| Fields::read(message, params).ok().and_then(|f| f.name))
+            }
+            _ => None,
+        };
+        let target = target.as_deref();
         let name = match target {
             Some(target) => format!("{method} {target}"),
             None => method.to_owned(),
@@ -238,25 +250,23 @@ impl RoundTrip {
             .with_kind(SpanKind::Client)
             .with_attributes(attributes)
             .start_with_context(tracer, &parent);
-        Some(Self(Box::new(Spanned {
+        let round_trip = Self(Box::new(Spanned {
             context: Context::new().with_span(span),
             ended: false,
-        })))
+        }));
+        let (traceparent, tracestate) = round_trip.trace_context();
+        let edits = trace_meta::inject(message, params, &traceparent, &tracestate);
+        Some((round_trip, edits))
     }
 
     /// The W3C `traceparent` and `tracestate` naming this span, for the child's `_meta`.
-    pub fn trace_context(&self) -> (String, String) {
+    fn trace_context(&self) -> (String, String) {
         let mut fields = HashMap::new();
         TraceContextPropagator::new().inject_context(&self.0.context, &mut fields);
         (
             fields.remove("traceparent").unwrap_or_default(),
             fields.remove("tracestate").unwrap_or_default(),
         )
-    }
-
-    /// Ends the span with `outcome`.
-    pub fn end(mut self, outcome: Outcome) {
-        self.end_with(outcome);
     }
 
     fn end_with(&mut self, outcome: Outcome) {
@@ -287,11 +297,10 @@ impl Drop for RoundTrip {
     }
 }
 
-/// Ends the round trip of a call that produced its final answer, `outcome` read only when
-/// there is one.
+/// Ends a round trip, if traces are on, with `outcome` (worked out only then).
 pub fn finish(round_trip: &mut Option<RoundTrip>, outcome: impl FnOnce() -> Outcome) {
-    if let Some(round_trip) = round_trip.take() {
-        round_trip.end(outcome());
+    if let Some(mut round_trip) = round_trip.take() {
+        round_trip.end_with(outcome());
     }
 }
 

@@ -9,6 +9,9 @@ use serde_json::value::RawValue;
 
 use super::fields::{Members, span_of};
 
+/// Edits of a message, each a span and the bytes that replace it (an empty span inserts).
+pub type Edits = Vec<(Range<usize>, Vec<u8>)>;
+
 /// `_meta.traceparent` and `_meta.tracestate` of a request, decoded.
 #[derive(Debug, PartialEq, Eq)]
 pub struct TraceMeta<'a> {
@@ -45,7 +48,7 @@ pub fn inject(
     params: Option<&RawValue>,
     traceparent: &str,
     tracestate: &str,
-) -> Vec<(Range<usize>, Vec<u8>)> {
+) -> Edits {
     let entry = |key: &str, value: &str| {
         let value = serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into());
         format!("\"{key}\":{value}")
