@@ -120,3 +120,18 @@ impl HttpClient for OnRuntime {
             .await?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_http_collectors_are_taken() {
+        let export = TraceExport {
+            endpoint: "https://collector.example:4318/v1/traces".into(),
+            service_name: "mcp-bridge".into(),
+        };
+        let refused = Telemetry::start(&export).err().expect("refused");
+        assert!(refused.to_string().contains("plain http://"), "{refused}");
+    }
+}
