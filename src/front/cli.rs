@@ -101,6 +101,13 @@ pub struct Cli {
     /// secrets).
     #[arg(long, requires = "audit_log")]
     pub audit_arguments: bool,
+    /// Send traces over OTLP/HTTP (protobuf) to this collector, e.g. http://127.0.0.1:4318
+    /// (`/v1/traces` is added): a span per request to a server's endpoint and one per round
+    /// trip to the server, never with arguments or contents. Without the flag, traces are on
+    /// when OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL) or OTEL_EXPORTER_OTLP_ENDPOINT
+    /// is set. OTEL_SERVICE_NAME names the bridge in them (default mcp-bridge).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 
     /// Run the servers of an `mcpServers` JSON file (the format of Claude Desktop and Cursor),
     /// each at /servers/NAME/mcp, instead of one command. SIGHUP reloads it.

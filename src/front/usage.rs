@@ -9,6 +9,7 @@ use crate::child::ChildCommand;
 use crate::http::access::AccessPolicy;
 use crate::http::tls::TlsFiles;
 use crate::serve::Config;
+use crate::serve::telemetry::TraceExport;
 use crate::servers::audit::AuditSettings;
 use crate::session::ids::{SessionSecret, WeakSecret};
 use crate::tools::policy::PolicyError;
@@ -101,6 +102,7 @@ impl Cli {
         config.server.path = self.path;
         config.config_file = self.config;
         config.json_logs = self.log_format == LogFormat::Json;
+        config.traces = trace_export(self.otlp_endpoint, |name| std::env::var(name).ok());
         config.tls = match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             _ => None,
@@ -149,6 +151,33 @@ impl Cli {
     }
 }
 
+/// Where traces go: the flag's collector, else the standard OpenTelemetry variables (the
+/// traces URL as given, or the collector's with `/v1/traces` added); none of them, no traces.
+fn trace_export(flag: Option<String>, env: impl Fn(&str) -> Option<String>) -> Option<TraceExport> {
+    let set = |name: &str| env(name).filter(|value| !value.trim().is_empty());
+    let endpoint = match flag.filter(|url| !url.is_empty()) {
+        Some(collector) => traces_url(&collector),
+        None => match set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            Some(url) => url,
+            None => traces_url(&set("OTEL_EXPORTER_OTLP_ENDPOINT")?),
+        },
+    };
+    Some(TraceExport {
+        endpoint,
+        service_name: set("OTEL_SERVICE_NAME").unwrap_or_else(|| "mcp-bridge".into()),
+    })
+}
+
+/// A collector's URL with the OTLP traces path, unless it already ends with it.
+fn traces_url(collector: &str) -> String {
+    let collector = collector.trim().trim_end_matches('/');
+    if collector.ends_with("/v1/traces") {
+        collector.to_owned()
+    } else {
+        format!("{collector}/v1/traces")
+    }
+}
+
 /// Loopback addresses and `localhost`: reachable only from this machine.
 fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -166,6 +195,50 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("mcp-bridge").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn traces_follow_the_flag_then_the_standard_variables() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.to_string())
+            }
+        };
+        assert_eq!(trace_export(None, env(&[])), None);
+        assert_eq!(
+            trace_export(None, env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")])),
+            None
+        );
+        let flag = trace_export(
+            Some("http://c:4318/".into()),
+            env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://other/x")]),
+        )
+        .unwrap();
+        assert_eq!(flag.endpoint, "http://c:4318/v1/traces");
+        assert_eq!(flag.service_name, "mcp-bridge");
+        let traces = trace_export(
+            None,
+            env(&[
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:1/custom"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_SERVICE_NAME", "tools-gw"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(traces.endpoint, "http://t:1/custom");
+        assert_eq!(traces.service_name, "tools-gw");
+        let base = trace_export(
+            None,
+            env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]),
+        );
+        assert_eq!(base.unwrap().endpoint, "http://c:4318/v1/traces");
+        let config = parse(&["--otlp-endpoint", "http://c:4318/v1/traces", "--", "srv"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(config.traces.unwrap().endpoint, "http://c:4318/v1/traces");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The HTTP side: the accept loop ([`mod@listen`]) on the connections it bounds ([`connections`],
-//! [`tls`]), routing and the request log ([`route`]), what a listener serves ([`site`]), the
+//! [`tls`]), routing and the request log ([`route`]) and span ([`request_trace`]), what a listener serves ([`site`]), the
 //! access policy ([`access`]), one module per transport ([`streamable`] with its
 //! [`initialize`], [`batch`] and [`stateless`] forms, the latter's [`subscriptions`],
 //! [`legacy_sse`]), what they share
@@ -20,6 +20,7 @@ pub mod messages;
 pub mod reply;
 pub mod request;
 pub mod request_body;
+pub mod request_trace;
 pub mod resumable;
 pub mod route;
 pub mod site;

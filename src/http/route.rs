@@ -1,9 +1,9 @@
 //! Routing one request: the probes and pages that need no session (`/healthz`, `/readyz`, the
 //! OAuth discovery paths, `/`, `/status.json`, `/metrics`), the access policy, then the server
-//! whose endpoint the path is and the transport its method and path name; and one log line per
-//! request.
+//! whose endpoint the path is and the transport its method and path name; and one log line (and,
+//! with traces on, one span) per request.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -15,6 +15,7 @@ use super::body::Body;
 use super::health;
 use super::legacy_sse;
 use super::reply::{Reject, method_not_allowed, no_content, rpc_error};
+use super::request_trace;
 use super::site::Exchange;
 use super::status;
 use super::streamable;
@@ -25,10 +26,17 @@ pub async fn handle(request: Request<Incoming>, mut exchange: Exchange<'_>) -> R
     let started = Instant::now();
     let method = request.method().clone();
     let uri = request.uri().clone();
-    let response = route(request, &mut exchange).await;
+    let span = request_trace::begin(&request, SystemTime::now());
+    let response = match &span {
+        Some(span) => span.clone().around(route(request, &mut exchange)).await,
+        None => route(request, &mut exchange).await,
+    };
     let took = started.elapsed();
     let status = response.status().as_u16();
     let log = &exchange.log;
+    if let Some(span) = &span {
+        request_trace::end(span, &method, uri.path(), status, log);
+    }
     let rpc_method = log.rpc_method.as_deref();
     if let Some(bridge) = &log.bridge {
         bridge.metrics().observe(rpc_method, status, took);

@@ -1,9 +1,10 @@
 //! The configuration of a whole run, however it was given (the command line, a test): the
-//! server (or a config file's defaults), the listener's bounds, access and TLS.
+//! server (or a config file's defaults), the listener's bounds, access, TLS and traces.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::telemetry::TraceExport;
 use crate::child::ChildCommand;
 use crate::http::access::AccessPolicy;
 use crate::http::tls::TlsFiles;
@@ -34,6 +35,8 @@ pub struct Config {
     pub max_connections: usize,
     /// How long a connection may take to send its first request's headers.
     pub header_timeout: Duration,
+    /// Export traces there; none, no spans at all.
+    pub traces: Option<TraceExport>,
 }
 
 impl Config {
@@ -50,6 +53,7 @@ impl Config {
             tls: None,
             max_connections: 16 * 1024,
             header_timeout: Duration::from_secs(30),
+            traces: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use tracing::info;
 
 use super::config::Config;
 use super::signals;
+use super::telemetry::{Telemetry, TelemetryError};
 use crate::http::connections::Connections;
 use crate::http::request_body::BodyLimits;
 use crate::http::tls::{self, Tls, TlsError};
@@ -27,12 +28,27 @@ pub enum RunError {
     ChildExited(String, Option<i32>),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
 }
 
 /// Runs the bridge on `listener` until `shutdown` resolves, or, for a single command, until
 /// its child exits for good: starts the server(s), prints the ready line, serves, then stops
-/// everything in order.
+/// everything in order, the last spans (with traces on) flushed after everything else.
 pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let telemetry = config.traces.as_ref().map(Telemetry::start).transpose()?;
+    let outcome = serve(config, listener, shutdown).await;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
+    outcome
+}
+
+async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,

@@ -15,6 +15,7 @@ use tokio::time::Sleep;
 
 use super::isolation::{Origin, Router, Session};
 use super::tool_calls::{Ending, ToolCallRecord};
+use super::trace::{self, Outcome, RoundTrip};
 use crate::child::Child;
 use crate::mux::{Delivery, NoAnswer, Ticket};
 use crate::tools::{ToolPolicy, View, listing};
@@ -126,6 +127,8 @@ pub struct Call {
     pub(super) answered: bool,
     /// A `tools/call`'s record, until it ends.
     pub(super) tool_call: Option<ToolCallRecord>,
+    /// Its span, when traces are on: ended with the final step, or as cancelled when dropped.
+    pub(super) round_trip: Option<RoundTrip>,
 }
 
 impl Call {
@@ -137,10 +140,13 @@ impl Call {
                     self.answered = true;
                     let answer = answer.with_id(self.client_id.clone());
                     self.tool_call_ended(Ending::Answered(&answer));
-                    Step::Final(self.adapted(answer))
+                    let answer = self.adapted(answer);
+                    trace::finish(&mut self.round_trip, || Outcome::of_answer(&answer));
+                    Step::Final(answer)
                 }
                 Delivery::Failed(why) => {
                     self.tool_call_ended(Ending::Failed(why.code));
+                    trace::finish(&mut self.round_trip, || Outcome::Error(why.code));
                     Step::Final(vec![self.error(&why)])
                 }
                 Delivery::LongRunning => Step::LongRunning,
@@ -161,6 +167,7 @@ impl Call {
                 ),
             };
             self.tool_call_ended(Ending::TimedOut);
+            trace::finish(&mut self.round_trip, || Outcome::Timeout);
             return Poll::Ready(Step::Final(vec![self.error(&why)]));
         }
         Poll::Pending

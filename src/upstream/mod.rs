@@ -6,7 +6,8 @@
 //! sessions' own ([`isolation`]), servers lent to the 2026 revision's calls that ask for input
 //! ([`rounds`], [`lending`]), their `subscriptions/listen` ([`listeners`]), calls kept for a client to resume their
 //! stream ([`resumable`]), the bridge's own requests to a child ([`requests`]), the tools clients are shown
-//! ([`catalog`], [`tools`]), and each `tools/call` from its start to its end ([`tool_calls`]).
+//! ([`catalog`], [`tools`]), each `tools/call` from its start to its end ([`tool_calls`]), and
+//! the spans of requests and their round trips to the child ([`trace`]).
 
 pub mod call;
 pub mod catalog;
@@ -30,6 +31,7 @@ pub mod supervisor;
 pub mod tasks;
 pub mod tool_calls;
 pub mod tools;
+pub mod trace;
 pub mod undelivered;
 
 pub use call::{Call, Outgoing, Refused, Step, Steps};

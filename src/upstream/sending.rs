@@ -13,6 +13,7 @@ use bytes::Bytes;
 use super::call::{Adapt, Call, Outgoing, Refused, Target, carried, child_gone};
 use super::isolation::{Origin, Session};
 use super::server::Upstream;
+use super::trace::{self, Outcome, RoundTrip};
 use crate::wire::fields::{self, Fields};
 use crate::wire::jsonrpc::{Id, code};
 use crate::wire::stateless;
@@ -159,7 +160,7 @@ impl Upstream {
         let mut ticket = target.router.mux.register(origin, can_stream);
         let bridge_id = itoa::Buffer::new().format(ticket.id).to_owned();
         let id_edit = (id.span.clone(), bridge_id.as_bytes());
-        let mut edits = Vec::with_capacity(3);
+        let mut edits = Vec::with_capacity(5);
         edits.push(id_edit);
         // The child reports progress with the bridge id: unique, where clients' tokens may
         // collide.
@@ -169,12 +170,22 @@ impl Upstream {
         if let Some(rename) = &rename {
             edits.push((rename.span.clone(), rename.child_name.as_bytes()));
         }
+        // With traces on, the child's copy names the round trip's span as its parent.
+        let (mut round_trip, trace_edits) =
+            RoundTrip::start(&self.settings.name, method, fields.name, body, params).unzip();
+        for (span, bytes) in trace_edits.iter().flatten() {
+            edits.push((span.clone(), &bytes[..]));
+        }
         let line = fields::splice_pieces(body, &mut edits);
         match within_deadline(deadline, target.child.send_pieces(line)).await {
             Ok(Ok(())) => {}
-            Ok(Err(gone)) => return Err(NotStarted::Unwritten(child_gone(id, &gone.0))),
+            Ok(Err(gone)) => {
+                trace::finish(&mut round_trip, || Outcome::Error(code::CHILD_UNAVAILABLE));
+                return Err(NotStarted::Unwritten(child_gone(id, &gone.0)));
+            }
             // Never written: nothing to cancel at the child.
             Err(_) => {
+                trace::finish(&mut round_trip, || Outcome::Timeout);
                 return Err(NotStarted::Refused(timed_out(
                     id,
                     self.settings.request_timeout,
@@ -194,6 +205,7 @@ impl Upstream {
             _permit: permit,
             answered: false,
             tool_call: None,
+            round_trip,
         })
     }
 }

@@ -50,7 +50,7 @@ pub enum Unreadable {
 
 /// An object's members, its keys decoded (`"progress\u0054oken"` is `progressToken`, as the
 /// child reads it), each with its raw value; a key that appears twice is kept twice.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+pub(super) struct Members<'a>(pub(super) Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -103,7 +103,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Key {
 
 impl<'a> Members<'a> {
     /// Reads `raw` as an object; `None` when it is valid JSON of another kind.
-    fn of(raw: &'a RawValue) -> Result<Option<Self>, Unreadable> {
+    pub(super) fn of(raw: &'a RawValue) -> Result<Option<Self>, Unreadable> {
         if !raw.get().trim_start().starts_with('{') {
             return Ok(None);
         }
@@ -114,7 +114,7 @@ impl<'a> Members<'a> {
 
     /// The value of `key`, refusing one that appears twice (children differ on which one
     /// counts, so the bridge routes by neither).
-    fn get(&self, key: &str) -> Result<Option<&'a RawValue>, Unreadable> {
+    pub(super) fn get(&self, key: &str) -> Result<Option<&'a RawValue>, Unreadable> {
         let mut found = None;
         for (name, value) in &self.0 {
             if name == key {
@@ -127,7 +127,7 @@ impl<'a> Members<'a> {
         Ok(found)
     }
 
-    fn string(&self, key: &str) -> Result<Option<Cow<'a, str>>, Unreadable> {
+    pub(super) fn string(&self, key: &str) -> Result<Option<Cow<'a, str>>, Unreadable> {
         match self.get(key)? {
             None => Ok(None),
             Some(raw) => serde_json::from_str::<Cow<'a, str>>(raw.get())
@@ -219,7 +219,7 @@ impl<'a> Fields<'a> {
 }
 
 /// Where `part` (a slice borrowed from `buf`) lies inside `buf`.
-fn span_of(buf: &[u8], part: &str) -> Range<usize> {
+pub(super) fn span_of(buf: &[u8], part: &str) -> Range<usize> {
     let start = part.as_ptr() as usize - buf.as_ptr() as usize;
     start..start + part.len()
 }

@@ -3,8 +3,9 @@
 //! answers recognised by their ends ([`sniff`]), the fields inside `params` the bridge routes by
 //! and splicing them ([`fields`]), protocol versions ([`versions`]), the cached handshake
 //! ([`initialize`]), the stateless 2026-07-28 form ([`stateless`]), its `subscriptions/listen`
-//! ([`listen`]), its headers that mirror the body ([`mirrored`]), and what a `tools/call`
-//! answer says ([`tool_answer`]).
+//! ([`listen`]), its headers that mirror the body ([`mirrored`]), what a `tools/call` answer
+//! says ([`tool_answer`]), and the W3C trace context a request carries in `_meta`
+//! ([`trace_meta`]).
 
 pub mod credentials;
 pub mod fields;
@@ -15,4 +16,5 @@ pub mod mirrored;
 pub mod sniff;
 pub mod stateless;
 pub mod tool_answer;
+pub mod trace_meta;
 pub mod versions;
