@@ -101,17 +101,7 @@ fn scan_top_level(prefix: &[u8]) -> TopLevel {
 
 /// The id value (an integer, possibly quoted) after the key ending at `key_end`, with its span.
 fn id_value_after_key(buf: &[u8], key_end: usize) -> Option<(u64, Range<usize>)> {
-    let mut i = key_end;
-    while buf.get(i)?.is_ascii_whitespace() {
-        i += 1;
-    }
-    if buf[i] != b':' {
-        return None;
-    }
-    i += 1;
-    while buf.get(i)?.is_ascii_whitespace() {
-        i += 1;
-    }
+    let i = value_start(buf, key_end)?;
     let quoted = buf[i] == b'"';
     let digits_start = i + usize::from(quoted);
     let digits = buf[digits_start..]
@@ -162,8 +152,21 @@ fn id_in_suffix(suffix: &[u8]) -> Option<(u64, Range<usize>)> {
     Some((number, value_start..value_end))
 }
 
+/// Where the value after the key ending at `key_end` starts (past the colon and whitespace).
+pub(super) fn value_start(buf: &[u8], key_end: usize) -> Option<usize> {
+    let colon = key_end
+        + buf[key_end..]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())?;
+    if buf[colon] != b':' {
+        return None;
+    }
+    let after = colon + 1;
+    Some(after + buf[after..].iter().position(|b| !b.is_ascii_whitespace())?)
+}
+
 /// The index just past the string literal starting at `start`.
-fn string_end(buf: &[u8], start: usize) -> Option<usize> {
+pub(super) fn string_end(buf: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     while i < buf.len() {
         // Jump to the next quote or backslash: long strings are scanned at memchr speed.

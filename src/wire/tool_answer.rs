@@ -6,6 +6,8 @@
 use bytes::Bytes;
 use memchr::memmem;
 
+use super::sniff::{string_end, value_start};
+
 /// What a `tools/call` answer says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToolAnswer {
@@ -97,32 +99,6 @@ fn member(buf: &[u8], open: usize, wanted: &[&[u8]]) -> Option<(usize, usize)> {
             _ => {}
         }
         i += 1;
-    }
-    None
-}
-
-/// Where the value after the key ending at `key_end` starts (past the colon and whitespace).
-fn value_start(buf: &[u8], key_end: usize) -> Option<usize> {
-    let colon = key_end
-        + buf[key_end..]
-            .iter()
-            .position(|b| !b.is_ascii_whitespace())?;
-    if buf[colon] != b':' {
-        return None;
-    }
-    let after = colon + 1;
-    Some(after + buf[after..].iter().position(|b| !b.is_ascii_whitespace())?)
-}
-
-/// The index just past the string literal starting at `start`.
-fn string_end(buf: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
-    while i < buf.len() {
-        i += memchr::memchr2(b'"', b'\\', &buf[i..])?;
-        match buf[i] {
-            b'\\' => i += 2,
-            _ => return Some(i + 1),
-        }
     }
     None
 }
