@@ -2,10 +2,11 @@
 //! small stdio server with a few tools, so the bridge can be tried with nothing else installed.
 
 use std::io::{self, BufRead, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
+use crate::wire::rfc3339;
 use crate::wire::versions::KNOWN_VERSIONS;
 
 /// Serves MCP on stdin/stdout until stdin closes.
@@ -123,7 +124,7 @@ fn call_tool(params: &Value) -> Result<String, ToolError> {
                 )),
             }
         }
-        "current_time" => Ok(rfc3339_utc(SystemTime::now())),
+        "current_time" => Ok(rfc3339::utc_seconds(SystemTime::now())),
         other => Err(ToolError::Unknown(other.to_owned())),
     }
 }
@@ -134,27 +135,6 @@ fn format_number(n: f64) -> String {
     } else {
         format!("{n}")
     }
-}
-
-fn rfc3339_utc(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm), valid for the proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 fn success(id: Value, result: Value) -> Value {
@@ -168,16 +148,6 @@ fn error(id: Value, code: i64, message: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn formats_utc_dates() {
-        assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
-        assert_eq!(rfc3339_utc(t), "2026-11-18T11:06:40Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(rfc3339_utc(leap), "2000-02-29T00:00:00Z");
-    }
 
     #[test]
     fn tools_answer() {

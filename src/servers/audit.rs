@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use prometheus_client::metrics::counter::Counter;
 use ring::hmac;
@@ -27,6 +27,7 @@ use tracing::{info, warn};
 
 use crate::session::ids::SessionSecret;
 use crate::upstream::tool_calls::{Audited, EndedToolCall};
+use crate::wire::rfc3339;
 
 /// Lines waiting for the writer, at most; past it they are dropped.
 const QUEUED_LINES: usize = 1024;
@@ -166,7 +167,7 @@ impl AuditLog {
     pub fn write(&self, server: &str, tenant: Option<&str>, call: &EndedToolCall<'_>) {
         let session = call.session.map(|id| self.session_hash(id));
         let line = Line {
-            time: &rfc3339_millis(SystemTime::now()),
+            time: &rfc3339::utc_millis(SystemTime::now()),
             server,
             tenant,
             session: session.as_deref(),
@@ -333,43 +334,10 @@ fn open_for_append(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// `time` in RFC 3339, UTC, to the millisecond: `2026-12-02T13:42:47.123Z`.
-fn rfc3339_millis(time: SystemTime) -> String {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs() as i64;
-    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm), for the proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60,
-        since.subsec_millis()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::upstream::tool_calls::Outcome;
-
-    #[test]
-    fn times_are_rfc3339_utc_to_the_millisecond() {
-        assert_eq!(rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let t = UNIX_EPOCH + Duration::from_millis(1_795_000_000_042);
-        assert_eq!(rfc3339_millis(t), "2026-11-18T11:06:40.042Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
-    }
 
     fn call<'a>(session: Option<&'a str>, arguments: Option<&'a RawValue>) -> EndedToolCall<'a> {
         EndedToolCall {

@@ -4,8 +4,8 @@
 //! and splicing them ([`fields`]), protocol versions ([`versions`]), the cached handshake
 //! ([`initialize`]), the stateless 2026-07-28 form ([`stateless`]), its `subscriptions/listen`
 //! ([`listen`]), its headers that mirror the body ([`mirrored`]), what a `tools/call` answer
-//! says ([`tool_answer`]), and the W3C trace context a request carries in `_meta`
-//! ([`trace_meta`]).
+//! says ([`tool_answer`]), the W3C trace context a request carries in `_meta`
+//! ([`trace_meta`]), and times as RFC 3339 ([`rfc3339`]).
 
 pub mod credentials;
 pub mod fields;
@@ -13,6 +13,7 @@ pub mod initialize;
 pub mod jsonrpc;
 pub mod listen;
 pub mod mirrored;
+pub mod rfc3339;
 pub mod sniff;
 pub mod stateless;
 pub mod tool_answer;
