@@ -18,7 +18,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::calls::{secs, spawn, stateless_headers, stateless_meta, within};
 use support::session::Session;
-use support::{Bridge, Http, Reply, reply_messages, run_to_exit};
+use support::{Bridge, Http, Reply, base_of, metric, reply_messages, run_to_exit};
 
 fn temp_dir(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -26,14 +26,6 @@ fn temp_dir(test: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn base_of(bridge: &Bridge) -> String {
-    bridge
-        .url
-        .trim_end_matches('/')
-        .trim_end_matches("/mcp")
-        .to_owned()
 }
 
 async fn metrics(http: &Http, bridge: &Bridge) -> String {
@@ -47,14 +39,6 @@ async fn metrics(http: &Http, bridge: &Bridge) -> String {
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     String::from_utf8_lossy(&reply.body).into_owned()
-}
-
-/// A series' value in `/metrics` text; panics when it is absent.
-fn metric(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{metrics}"))
 }
 
 fn read_lines(path: &Path) -> Vec<Value> {

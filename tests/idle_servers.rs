@@ -14,15 +14,7 @@ use serde_json::{Value, json};
 use support::dify::dify_session;
 use support::sdk::{ALL_SDKS, Opts, run_client};
 use support::session::Session;
-use support::{Bridge, Http, descendants_of, is_alive, repo_root, tool_text};
-
-fn base(bridge: &Bridge) -> String {
-    bridge
-        .url
-        .trim_end_matches("/mcp")
-        .trim_end_matches('/')
-        .to_owned()
-}
+use support::{Bridge, Http, base_of, descendants_of, is_alive, repo_root, tool_text};
 
 async fn get(http: &Http, url: &str) -> (StatusCode, String) {
     let reply = http.send(Method::GET, url, &[], "").await;
@@ -32,41 +24,39 @@ async fn get(http: &Http, url: &str) -> (StatusCode, String) {
     )
 }
 
-/// The state `/status.json` gives the server named `name`.
-async fn state_of(http: &Http, bridge: &Bridge, name: &str) -> String {
-    let (status, body) = get(http, &format!("{}/status.json", base(bridge))).await;
+/// The state `/status.json` gives the server named `name`, or the only server when `None`.
+async fn state_of(http: &Http, bridge: &Bridge, name: Option<&str>) -> String {
+    let (status, body) = get(http, &format!("{}/status.json", base_of(bridge))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let status: Value = serde_json::from_str(&body).expect("status.json is JSON");
-    let server = status["servers"]
-        .as_array()
-        .expect("servers")
-        .iter()
-        .find(|server| server["name"] == name)
-        .unwrap_or_else(|| panic!("no server {name} in {status}"));
+    let servers = status["servers"].as_array().expect("servers");
+    let server = match name {
+        Some(name) => servers.iter().find(|server| server["name"] == name),
+        None => servers.first(),
+    }
+    .unwrap_or_else(|| panic!("no server {name:?} in {status}"));
     server["state"].as_str().expect("a state").to_owned()
 }
 
-/// The one server of a single-command bridge, by the name the status page gives it.
+/// The state of a single-command bridge's one server.
 async fn only_state(http: &Http, bridge: &Bridge) -> String {
-    let (_, body) = get(http, &format!("{}/status.json", base(bridge))).await;
-    let status: Value = serde_json::from_str(&body).expect("status.json is JSON");
-    status["servers"][0]["state"]
-        .as_str()
-        .expect("a state")
-        .to_owned()
+    state_of(http, bridge, None).await
 }
 
-/// Waits until the bridge's only server is `wanted`, failing with the log after `within`.
-async fn wait_for_state(http: &Http, bridge: &Bridge, wanted: &str, within: Duration) {
+/// Waits until the server named `name` (the only one when `None`) is `wanted`, failing with
+/// the log after 15 s.
+async fn wait_for_state(http: &Http, bridge: &Bridge, name: Option<&str>, wanted: &str) {
+    let within = Duration::from_secs(15);
     let deadline = Instant::now() + within;
     loop {
-        let state = only_state(http, bridge).await;
+        let state = state_of(http, bridge, name).await;
         if state == wanted {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "the server stayed {state}, not {wanted}, for {within:?}; the log:\n{}",
+            "{} stayed {state}, not {wanted}, for {within:?}; the log:\n{}",
+            name.unwrap_or("the server"),
             bridge.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -75,7 +65,7 @@ async fn wait_for_state(http: &Http, bridge: &Bridge, wanted: &str, within: Dura
 
 /// The value of the metric line that starts with `prefix` (name and labels).
 async fn metric(http: &Http, bridge: &Bridge, prefix: &str) -> String {
-    let (_, text) = get(http, &format!("{}/metrics", base(bridge))).await;
+    let (_, text) = get(http, &format!("{}/metrics", base_of(bridge))).await;
     text.lines()
         .find(|line| line.starts_with(prefix))
         .unwrap_or_else(|| panic!("no metric {prefix} in:\n{text}"))
@@ -129,7 +119,7 @@ async fn a_lazy_server_starts_nothing_until_a_request_needs_it() {
         processes_of(&bridge)
     );
     assert_eq!(only_state(&http, &bridge).await, "sleeping");
-    let (status, body) = get(&http, &format!("{}/readyz", base(&bridge))).await;
+    let (status, body) = get(&http, &format!("{}/readyz", base_of(&bridge))).await;
     assert_eq!(status, StatusCode::OK, "a sleeping server is ready: {body}");
     assert!(body.contains(r#""state":"sleeping""#), "{body}");
     assert_eq!(
@@ -163,7 +153,7 @@ async fn an_idle_server_sleeps_and_answers_the_handshake_and_tool_list_without_w
     let listed_awake = first.request("tools/list", json!({})).await;
     delete(&http, &bridge, &first).await;
 
-    wait_for_state(&http, &bridge, "sleeping", Duration::from_secs(15)).await;
+    wait_for_state(&http, &bridge, None, "sleeping").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while is_alive(first_pid) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -219,7 +209,7 @@ async fn an_open_session_or_a_long_call_keeps_the_server_awake() {
         "no sleep while a session is open"
     );
     delete(&http, &bridge, &session).await;
-    wait_for_state(&http, &bridge, "sleeping", Duration::from_secs(15)).await;
+    wait_for_state(&http, &bridge, None, "sleeping").await;
 }
 
 #[tokio::test]
@@ -251,7 +241,7 @@ async fn a_stateless_call_wakes_a_sleeping_server_and_an_active_one_stays_awake(
         pids.iter().all(|now| now == &pids[0] && !now.is_empty()),
         "one child served them all: {pids:?}"
     );
-    wait_for_state(&http, &bridge, "sleeping", Duration::from_secs(15)).await;
+    wait_for_state(&http, &bridge, None, "sleeping").await;
 }
 
 #[test]
@@ -260,12 +250,7 @@ fn every_sdk_calls_a_tool_across_a_sleep() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let http = Http::new();
     for sdk in ALL_SDKS {
-        runtime.block_on(wait_for_state(
-            &http,
-            &bridge,
-            "sleeping",
-            Duration::from_secs(15),
-        ));
+        runtime.block_on(wait_for_state(&http, &bridge, None, "sleeping"));
         let out = run_client(
             sdk,
             &bridge.url,
@@ -281,7 +266,7 @@ async fn dify_calls_a_tool_on_a_server_that_sleeps() {
     let bridge = Bridge::start(&["--demo", "--lazy", "--idle-timeout", "1"]);
     let http = Http::new();
     for round in 0..2 {
-        wait_for_state(&http, &bridge, "sleeping", Duration::from_secs(15)).await;
+        wait_for_state(&http, &bridge, None, "sleeping").await;
         let call = json!({
             "jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": {"name": "add", "arguments": {"a": round, "b": 40}}
@@ -309,7 +294,7 @@ async fn server_everything_sleeps_and_wakes() {
             .await;
         assert!(echoed.contains(&format!("round {round}")), "{echoed}");
         delete(&http, &bridge, &session).await;
-        wait_for_state(&http, &bridge, "sleeping", Duration::from_secs(15)).await;
+        wait_for_state(&http, &bridge, None, "sleeping").await;
         wait_for_no_processes(&bridge).await;
     }
 }
@@ -326,9 +311,9 @@ async fn a_config_file_sets_lazy_and_idle_timeout_per_server() {
     std::fs::write(&path, config.to_string()).unwrap();
     let bridge = Bridge::start(&["--config", path.to_str().unwrap()]);
     let http = Http::new();
-    let base = base(&bridge);
-    wait_until(&http, &bridge, "warm", "ready").await;
-    assert_eq!(state_of(&http, &bridge, "sleepy").await, "sleeping");
+    let base = base_of(&bridge);
+    wait_for_state(&http, &bridge, Some("warm"), "ready").await;
+    assert_eq!(state_of(&http, &bridge, Some("sleepy")).await, "sleeping");
     let (status, body) = get(&http, &format!("{base}/readyz")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -352,7 +337,7 @@ async fn a_config_file_sets_lazy_and_idle_timeout_per_server() {
 
     let sleepy = Session::open(&http, &format!("{base}/servers/sleepy/mcp")).await;
     assert_eq!(sleepy.text("echo", json!({"message": "hi"})).await, "hi");
-    assert_eq!(state_of(&http, &bridge, "sleepy").await, "ready");
+    assert_eq!(state_of(&http, &bridge, Some("sleepy")).await, "ready");
     let reply = http
         .send(
             Method::DELETE,
@@ -362,8 +347,8 @@ async fn a_config_file_sets_lazy_and_idle_timeout_per_server() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
-    wait_until(&http, &bridge, "sleepy", "sleeping").await;
-    assert_eq!(state_of(&http, &bridge, "warm").await, "ready");
+    wait_for_state(&http, &bridge, Some("sleepy"), "sleeping").await;
+    assert_eq!(state_of(&http, &bridge, Some("warm")).await, "ready");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -396,22 +381,6 @@ async fn a_server_that_cannot_start_when_woken_says_why_within_the_startup_timeo
     assert_ne!(only_state(&http, &bridge).await, "ready");
 }
 
-async fn wait_until(http: &Http, bridge: &Bridge, name: &str, wanted: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let state = state_of(http, bridge, name).await;
-        if state == wanted {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} stayed {state}, not {wanted}; the log:\n{}",
-            bridge.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("mcp-bridge-idle-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -426,13 +395,13 @@ async fn a_sleeping_servers_tool_list_stands_while_it_sleeps() {
     let first = Session::open(&http, &bridge.url).await;
     let listed_awake = first.request("tools/list", json!({})).await;
     delete(&http, &bridge, &first).await;
-    wait_for_state(&http, &bridge, "sleeping", Duration::from_secs(15)).await;
+    wait_for_state(&http, &bridge, None, "sleeping").await;
     tokio::time::sleep(Duration::from_secs(11)).await;
     let second = Session::open(&http, &bridge.url).await;
     let listed_asleep = second.request("tools/list", json!({})).await;
     assert_eq!(listed_asleep["result"], listed_awake["result"]);
     assert_eq!(only_state(&http, &bridge).await, "sleeping");
-    let (_, page) = get(&http, &format!("{}/status.json", base(&bridge))).await;
+    let (_, page) = get(&http, &format!("{}/status.json", base_of(&bridge))).await;
     assert!(
         page.contains(r#""name":"add""#),
         "the status page lists its tools: {page}"

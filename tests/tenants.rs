@@ -27,8 +27,8 @@ use serde_json::{Value, json};
 use support::calls::{secs, text_json};
 use support::dify::dify_initialize_params;
 use support::{
-    Bridge, Http, Reply, assert_no_survivors, descendants_of, is_alive, reply_messages, repo_root,
-    tool_text, write_config,
+    Bridge, Http, Reply, assert_no_survivors, base_of, descendants_of, is_alive, metric,
+    reply_messages, repo_root, tool_text, write_config,
 };
 
 /// The variable the tenants' credentials reach, and the header that carries it.
@@ -333,15 +333,6 @@ fn text(reply: &Reply) -> String {
     String::from_utf8_lossy(&reply.body).into_owned()
 }
 
-/// `http://host:port` of a bridge (its ready URL ends in /mcp, or in / with a config file).
-fn base_of(bridge: &Bridge) -> String {
-    bridge
-        .url
-        .trim_end_matches('/')
-        .trim_end_matches("/mcp")
-        .to_owned()
-}
-
 async fn get(http: &Http, url: &str, credentials: &[(&str, &str)]) -> Reply {
     http.send(Method::GET, url, credentials, "").await
 }
@@ -389,14 +380,6 @@ async fn metrics_text(http: &Http, base: &str, credentials: &[(&str, &str)]) -> 
     let reply = get(http, &format!("{base}/metrics"), credentials).await;
     assert_eq!(reply.status, StatusCode::OK, "/metrics: {}", text(&reply));
     text(&reply)
-}
-
-/// A series' value in `/metrics` text; panics when it is absent.
-fn metric(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{metrics}"))
 }
 
 fn tenants_series(server: &str) -> String {

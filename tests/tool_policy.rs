@@ -21,7 +21,7 @@ use support::dify::{dify_call, dify_list};
 use support::sdk::{ALL_SDKS, Opts, run_client};
 use support::session::Session;
 use support::stdio_server::{own_tools, toolbox_command};
-use support::{Bridge, Http, config_file, descendants_of, repo_root};
+use support::{Bridge, Http, config_file, descendants_of, metric, repo_root};
 
 /// Every tool of the toolbox, in its order.
 const ALL_TOOLS: [&str; 11] = [
@@ -130,14 +130,6 @@ async fn get_text(http: &Http, url: &str) -> String {
     let reply = http.send(Method::GET, url, &[], "").await;
     assert!(reply.status.is_success(), "GET {url}: {}", reply.status);
     String::from_utf8_lossy(&reply.body).into_owned()
-}
-
-/// A series' value in `/metrics` text; panics when it is absent.
-fn metric(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{metrics}"))
 }
 
 fn toolbox_server(tools: Option<Value>) -> Value {

@@ -506,6 +506,23 @@ pub fn initialize_body(id: i64, version: &str) -> String {
     .to_string()
 }
 
+/// `http://host:port` of a bridge (its ready URL ends in /mcp, or in / with a config file).
+pub fn base_of(bridge: &Bridge) -> String {
+    bridge
+        .url
+        .trim_end_matches('/')
+        .trim_end_matches("/mcp")
+        .to_owned()
+}
+
+/// A series' value in `/metrics` text; panics when it is absent.
+pub fn metric(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{metrics}"))
+}
+
 /// The text of the first content item of a tools/call answer.
 pub fn tool_text(answer: &Value) -> &str {
     answer["result"]["content"][0]["text"]
