@@ -18,7 +18,6 @@ use super::site::Exchange;
 use super::sse::{self, SessionStream};
 use crate::servers::bridge::Bridge;
 use crate::session::{ClientCapabilities, NewSession, Transport};
-use crate::upstream::trace;
 use crate::upstream::{Call, Initialize, Opening, Session, Step};
 use crate::wire::jsonrpc::{Kind, code};
 use crate::wire::versions;
@@ -111,8 +110,7 @@ pub async fn post(
         Ok(message) => message,
         Err(reject) => return reject.into_response(),
     };
-    exchange.log.rpc_method = message.method().map(str::to_owned);
-    trace::note_request(message.params);
+    exchange.note_message(&message);
     if let Kind::Request { id, method } = &message.kind {
         if method == "initialize" {
             let initialize = Initialize {

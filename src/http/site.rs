@@ -13,6 +13,8 @@ use super::reply::Reject;
 use super::request_body::{BodyLimits, ReadBody};
 use crate::servers::bridge::Bridge;
 use crate::servers::gateway::Gateway;
+use crate::upstream::trace;
+use crate::wire::jsonrpc::Message;
 
 /// Everything one listener serves.
 pub struct Site {
@@ -45,6 +47,13 @@ pub struct RequestLog {
 }
 
 impl Exchange<'_> {
+    /// Notes the JSON-RPC message the request carries: its method for the log line, and (with
+    /// traces on) the trace its `_meta` names.
+    pub fn note_message(&mut self, message: &Message<'_>) {
+        self.log.rpc_method = message.method().map(str::to_owned);
+        trace::note_request(message.params);
+    }
+
     /// Reads the request's whole body within the site's bounds; while it arrives, the
     /// connection may be closed to make room for others at the connection limit.
     pub async fn read_body(&self, request: Request<Incoming>) -> Result<ReadBody, Reject> {

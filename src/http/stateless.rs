@@ -17,7 +17,6 @@ use super::request::{parse_message, refused_after_reading};
 use super::site::Exchange;
 use super::subscriptions;
 use crate::servers::bridge::Bridge;
-use crate::upstream::trace;
 use crate::upstream::{Asker, Canceller, Outgoing, Refused, Resumed};
 use crate::wire::fields::Fields;
 use crate::wire::jsonrpc::{self, Kind, code};
@@ -53,8 +52,7 @@ pub async fn post(
         Ok(message) => message,
         Err(reject) => return reject.into_response(),
     };
-    exchange.log.rpc_method = message.method().map(str::to_owned);
-    trace::note_request(message.params);
+    exchange.note_message(&message);
     let (id, method) = match &message.kind {
         Kind::Request { id, method } => (id, method.as_ref()),
         // This revision has no client notifications over HTTP (closing a stream cancels), but

@@ -23,7 +23,6 @@ use super::site::Exchange;
 use super::sse::{self, SessionStream};
 use super::stateless;
 use crate::servers::bridge::Bridge;
-use crate::upstream::trace;
 use crate::upstream::{Initialize, Refused};
 use crate::wire::jsonrpc::{self, Kind, code};
 use crate::wire::versions::STATELESS_VERSION;
@@ -84,8 +83,7 @@ pub async fn post(
         Ok(message) => message,
         Err(reject) => return reject.into_response(),
     };
-    exchange.log.rpc_method = message.method().map(str::to_owned);
-    trace::note_request(message.params);
+    exchange.note_message(&message);
 
     match &message.kind {
         Kind::Request { id, method } if method == "initialize" => {
