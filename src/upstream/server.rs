@@ -229,11 +229,6 @@ impl Upstream {
         self.sessions.count() == 0 && self.requests_in_flight() == 0 && self.rounds.parked() == 0
     }
 
-    /// Whether the shared child sleeps (no child runs until a request needs one).
-    pub fn is_sleeping(&self) -> bool {
-        self.supervisor.is_sleeping()
-    }
-
     /// Whether the stateless 2026-07-28 revision is offered: when asked for, and never with a
     /// server per session (it has no session to tie a server to).
     pub fn offers_stateless(&self) -> bool {

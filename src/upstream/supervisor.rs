@@ -272,11 +272,6 @@ impl Supervisor {
             .await;
     }
 
-    /// Whether no child runs because the server sleeps.
-    pub fn is_sleeping(&self) -> bool {
-        matches!(&*self.state.borrow(), State::Sleeping(_))
-    }
-
     /// Puts the server to sleep: requests from now on wake a new child. The child serving
     /// until now is returned for the caller to stop once what it was sent is answered; `None`
     /// when no child serves (it sleeps already, or is restarting).
@@ -392,10 +387,10 @@ impl Supervision {
             let exit = tokio::select! {
                 exit = current.child.exited() => exit,
                 _ = self.alarm.slept.notified() => {
-                    if self.is_asleep() {
-                        continue;
+                    // A stale notice finds it awake: it serves on with the same child.
+                    if !self.is_asleep() {
+                        serving = Some(current);
                     }
-                    serving = Some(current);
                     continue;
                 }
                 _ = self.stop.cancelled() => return None,
